@@ -1,0 +1,542 @@
+//! The command-line interface: parsing (clap), reading the password, printing. Every command
+//! is a thin call into `kubesnap::ops`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kubesnap::crypto::KdfParams;
+use kubesnap::ops::{self, select, Progress};
+use kubesnap::repo::{OpenOptions, Repository};
+use kubesnap::timeutil;
+
+/// Keeps the history of a Kubernetes cluster's resources in an encrypted, deduplicating
+/// repository.
+#[derive(Parser)]
+#[command(name = "kubesnap", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Global {
+    /// Repository: a folder path or file://PATH.
+    #[arg(short = 'r', long, env = "KUBESNAP_REPOSITORY", global = true)]
+    repo: Option<String>,
+    /// Read the password from this file (first line). Otherwise KUBESNAP_PASSWORD.
+    #[arg(long, env = "KUBESNAP_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Run this command (through sh -c) and read the password from its output.
+    #[arg(long, env = "KUBESNAP_PASSWORD_COMMAND", global = true)]
+    password_command: Option<String>,
+    /// Folder of the local cache (default: ~/.cache/kubesnap).
+    #[arg(long, env = "KUBESNAP_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Use no cache on disk (for read-only filesystems).
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print no progress.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Store the objects of a dump folder as a new snapshot.
+    Snapshot(SnapshotArgs),
+    /// List or show snapshots.
+    #[command(subcommand)]
+    Snapshots(SnapshotsCommand),
+    /// List the resources of a snapshot.
+    Ls(LsArgs),
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+    /// Show every snapshot in which a resource appeared, changed or vanished.
+    Log(LogArgs),
+    /// Write resources as they were in a snapshot.
+    Restore(RestoreArgs),
+    /// Verify the repository.
+    Check(CheckArgs),
+    /// Sizes, deduplication and compression.
+    Stats(StatsArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Argon2id memory in KiB (default 19456, Argon2's recommendation).
+    #[arg(long, default_value_t = KdfParams::default().m_cost)]
+    kdf_memory: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = KdfParams::default().t_cost)]
+    kdf_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, default_value_t = KdfParams::default().p_cost)]
+    kdf_parallelism: u32,
+    /// zstd level of stored frames (1-22; default 9). Fixed for the repository's life.
+    #[arg(long, hide = true)]
+    zstd_level: Option<i32>,
+    /// Target uncompressed size of a frame, in bytes. Fixed for the repository's life.
+    #[arg(long, hide = true)]
+    frame_target: Option<u32>,
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    /// Read objects from this dump folder (.yaml, .yml, .json files below it).
+    #[arg(long)]
+    from_dir: PathBuf,
+    /// The cluster the snapshot belongs to.
+    #[arg(long, default_value = ops::snapshot::DEFAULT_CLUSTER)]
+    cluster: String,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// The snapshot's time (RFC 3339 or an age like 2h); default: now.
+    #[arg(long)]
+    time: Option<String>,
+    /// Skip documents that are not named Kubernetes objects instead of failing.
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+#[derive(Subcommand)]
+enum SnapshotsCommand {
+    /// Snapshots, oldest first.
+    List {
+        #[arg(long)]
+        cluster: Option<String>,
+        /// Only snapshots with this tag (repeatable: all of them).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// One snapshot's manifest.
+    Show {
+        snapshot: String,
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct Scope {
+    /// Only this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// Only this resource type (deploy, deployments.apps, Certificate.cert-manager.io...).
+    #[arg(long)]
+    kind: Option<String>,
+    /// The cluster, where the repository holds several.
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    snapshot: String,
+    #[command(flatten)]
+    scope: Scope,
+}
+
+#[derive(Args)]
+struct DiffArgs {
+    a: String,
+    b: String,
+    #[command(flatten)]
+    scope: Scope,
+    /// Field-level changes of each modified resource.
+    #[arg(short = 'p', long)]
+    patch: bool,
+    /// Count changes of server-owned fields (status, resourceVersion...) too.
+    #[arg(long)]
+    server_fields: bool,
+    /// Show Secret values in field-level changes.
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+#[derive(Args)]
+struct LogArgs {
+    /// TYPE/NAME, e.g. deployment/web.
+    resource: String,
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    #[arg(long)]
+    cluster: Option<String>,
+    #[arg(short = 'p', long)]
+    patch: bool,
+    #[arg(long)]
+    server_fields: bool,
+    #[arg(long)]
+    show_secrets: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// SNAP then RESOURCE... (TYPE/NAME); with --at, only RESOURCE...
+    args: Vec<String>,
+    /// The newest snapshot at or before this time (RFC 3339 or an age like 36h).
+    #[arg(long)]
+    at: Option<String>,
+    #[command(flatten)]
+    scope: Scope,
+    /// Write one file per resource under this folder.
+    #[arg(long, conflicts_with = "stdout")]
+    to_dir: Option<PathBuf>,
+    /// Write a YAML stream on standard output.
+    #[arg(long)]
+    stdout: bool,
+    /// Include server-owned fields (status, uid, resourceVersion...).
+    #[arg(long)]
+    server_fields: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Also read every pack and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    snapshot: Option<String>,
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+/// Progress bars on a terminal; nothing when piped or quiet.
+struct Bars {
+    bar: Option<indicatif::ProgressBar>,
+    enabled: bool,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Bars {
+        Bars { bar: None, enabled: !quiet && std::io::stderr().is_terminal() }
+    }
+}
+
+// The bar lives behind a Mutex so that progress can be reported from worker threads.
+struct SharedBars(std::sync::Mutex<Bars>);
+
+impl Progress for SharedBars {
+    fn start(&self, what: &str, total: u64) {
+        if let Ok(mut b) = self.0.lock() {
+            if !b.enabled {
+                return;
+            }
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:>18} [{bar:30}] {pos}/{len} ({eta})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(what.to_owned());
+            b.bar = Some(bar);
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Ok(b) = self.0.lock() {
+            if let Some(bar) = &b.bar {
+                bar.inc(n);
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Ok(mut b) = self.0.lock() {
+            if let Some(bar) = b.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+    fn warn(&self, message: &str) {
+        if let Ok(b) = self.0.lock() {
+            match &b.bar {
+                Some(bar) => bar.suspend(|| eprintln!("warning: {message}")),
+                None => eprintln!("warning: {message}"),
+            }
+        }
+    }
+}
+
+fn read_password(g: &Global) -> Result<Vec<u8>> {
+    if let Some(f) = &g.password_file {
+        let text = std::fs::read(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
+        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+        return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+    }
+    if let Some(cmd) = &g.password_command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| "cannot run the password command")?;
+        if !out.status.success() {
+            bail!("the password command failed ({})", out.status);
+        }
+        let line = out.stdout.split(|b| *b == b'\n').next().unwrap_or_default();
+        return Ok(line.to_vec());
+    }
+    if let Some(p) = std::env::var_os("KUBESNAP_PASSWORD") {
+        return Ok(p.into_encoded_bytes());
+    }
+    bail!("no password: set KUBESNAP_PASSWORD, --password-file (KUBESNAP_PASSWORD_FILE) or --password-command")
+}
+
+fn backend(g: &Global) -> Result<Arc<dyn kubesnap::backend::Backend>> {
+    let Some(url) = &g.repo else { bail!("no repository: give --repo or set KUBESNAP_REPOSITORY") };
+    Ok(kubesnap::backend::open(url).map_err(kubesnap::Error::from)?)
+}
+
+fn open(g: &Global) -> Result<Repository> {
+    let password = read_password(g)?;
+    let opts = OpenOptions { cache_dir: g.cache_dir.clone(), no_cache: g.no_cache };
+    Ok(Repository::open(backend(g)?, &password, &opts)?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(timeutil::parse_input(s, timeutil::now())?)
+}
+
+pub fn try_main() -> Result<i32> {
+    let cli = Cli::parse();
+    let g = &cli.global;
+    let progress = SharedBars(std::sync::Mutex::new(Bars::new(g.quiet)));
+    let mut out = std::io::stdout().lock();
+    match &cli.command {
+        Command::Init(a) => {
+            let password = read_password(g)?;
+            if password.is_empty() {
+                bail!("the password is empty");
+            }
+            let kdf = KdfParams { m_cost: a.kdf_memory, t_cost: a.kdf_iterations, p_cost: a.kdf_parallelism };
+            let be = backend(g)?;
+            let location = be.location();
+            let id = ops::init::init(be, &password, &ops::init::InitOptions { kdf, zstd_level: a.zstd_level, frame_target: a.frame_target })?;
+            if g.json {
+                print_json(&serde_json::json!({"id": id, "location": location}))?;
+            } else {
+                writeln!(out, "created repository {} at {location}", id.short())?;
+            }
+        }
+        Command::Snapshot(a) => {
+            let mut repo = open(g)?;
+            let opts = ops::snapshot::SnapshotOptions {
+                from_dir: a.from_dir.clone(),
+                cluster: Some(a.cluster.clone()),
+                tags: a.tags.clone(),
+                time: a.time.as_deref().map(parse_time).transpose()?,
+                skip_invalid: a.skip_invalid,
+            };
+            let r = ops::snapshot::snapshot_dir(&mut repo, &opts, &progress)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                writeln!(out, "{}", r.id)?;
+                if !g.quiet {
+                    eprintln!(
+                        "snapshot {} of {} at {}: {} objects, +{} -{} ~{}, {} bytes added",
+                        r.id.short(), r.cluster, r.time, r.objects, r.added, r.removed, r.modified, r.bytes_added
+                    );
+                }
+            }
+        }
+        Command::Snapshots(SnapshotsCommand::List { cluster, tags }) => {
+            let repo = open(g)?;
+            let list = ops::snapshots::list(&repo, &ops::snapshots::ListOptions { cluster: cluster.clone(), tags: tags.clone() });
+            if g.json {
+                print_json(&list)?;
+            } else {
+                writeln!(out, "{:<10} {:<22} {:<20} {:>8}  tags", "id", "time", "cluster", "objects")?;
+                for s in list {
+                    writeln!(out, "{:<10} {:<22} {:<20} {:>8}  {}", s.id.short(), s.time, s.cluster, s.objects, s.tags.join(","))?;
+                }
+            }
+        }
+        Command::Snapshots(SnapshotsCommand::Show { snapshot, cluster }) => {
+            let repo = open(g)?;
+            let s = select::snapshot(&repo, snapshot, cluster.as_deref())?;
+            let r = ops::snapshots::show(&repo, &s.id)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                let m = &r.manifest;
+                writeln!(out, "snapshot  {}", r.id)?;
+                writeln!(out, "time      {}", m.time)?;
+                writeln!(out, "cluster   {}", m.cluster)?;
+                writeln!(out, "tags      {}", m.tags.join(", "))?;
+                writeln!(out, "source    {} {}", m.source.kind, m.source.name)?;
+                writeln!(out, "objects   {} ({} bytes desired state, {} bytes server fields)", m.objects, m.desired_bytes, m.server_bytes)?;
+                writeln!(out, "changes   +{} -{} ~{} against {}", m.counts.added, m.counts.removed, m.counts.modified, m.parent.map(|p| p.short()).unwrap_or_else(|| "nothing".into()))?;
+                writeln!(out, "added     {} bytes", m.counts.bytes_added)?;
+                writeln!(out, "program   {} on {}", m.program, m.hostname)?;
+                if !m.types.is_empty() {
+                    writeln!(out, "types     {} custom resource types", m.types.len())?;
+                }
+                for s in &m.skipped {
+                    writeln!(out, "skipped   {}.{}: {}{}", s.kind, s.group, s.reason, if s.partial { " (partial)" } else { "" })?;
+                }
+            }
+        }
+        Command::Ls(a) => {
+            let repo = open(g)?;
+            let s = select::snapshot(&repo, &a.snapshot, a.scope.cluster.as_deref())?;
+            let m = repo.load_manifest(&s.id)?;
+            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+            let list = ops::ls::ls(&repo, &s.id, &filter)?;
+            if g.json {
+                let refs: Vec<_> = list.iter().map(|e| &e.resource).collect();
+                print_json(&refs)?;
+            } else {
+                for e in list {
+                    writeln!(out, "{}", e.resource.display())?;
+                }
+            }
+        }
+        Command::Diff(a) => {
+            let repo = open(g)?;
+            let sa = select::snapshot(&repo, &a.a, a.scope.cluster.as_deref())?;
+            let sb = select::snapshot(&repo, &a.b, a.scope.cluster.as_deref())?;
+            let m = repo.load_manifest(&sb.id)?;
+            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+            let opts = ops::diff::DiffOptions { filter, server_fields: a.server_fields, patch: a.patch, show_secrets: a.show_secrets };
+            let r = ops::diff::diff(&repo, &sa.id, &sb.id, &opts)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for x in &r.added {
+                    writeln!(out, "+ {}", x.display())?;
+                }
+                for x in &r.removed {
+                    writeln!(out, "- {}", x.display())?;
+                }
+                match &r.changes {
+                    Some(changes) => {
+                        for c in changes {
+                            writeln!(out, "~ {}", c.resource.display())?;
+                            for f in &c.fields {
+                                writeln!(out, "    {}", ops::fielddiff::format_change(f))?;
+                            }
+                        }
+                    }
+                    None => {
+                        for x in &r.modified {
+                            writeln!(out, "~ {}", x.display())?;
+                        }
+                    }
+                }
+                if !g.quiet {
+                    eprintln!("{} added, {} removed, {} modified", r.added.len(), r.removed.len(), r.modified.len());
+                }
+            }
+        }
+        Command::Log(a) => {
+            let repo = open(g)?;
+            let opts = ops::log::LogOptions {
+                resource: a.resource.clone(),
+                namespace: a.namespace.clone(),
+                cluster: a.cluster.clone(),
+                patch: a.patch,
+                server_fields: a.server_fields,
+                show_secrets: a.show_secrets,
+            };
+            let r = ops::log::log(&repo, &opts)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                writeln!(out, "{}", r.resource.display())?;
+                for rec in &r.records {
+                    writeln!(out, "{} {} {}", rec.snapshot.short(), rec.time, rec.change)?;
+                    for f in rec.fields.iter().flatten() {
+                        writeln!(out, "    {}", ops::fielddiff::format_change(f))?;
+                    }
+                }
+            }
+        }
+        Command::Restore(a) => {
+            let repo = open(g)?;
+            let (snap, resources) = match &a.at {
+                Some(t) => (select::at(&repo, parse_time(t)?, a.scope.cluster.as_deref())?, a.args.clone()),
+                None => {
+                    let Some((first, rest)) = a.args.split_first() else { bail!(kubesnap::Error::Usage("name a snapshot (an id, latest, latest~N) or give --at TIME".into())) };
+                    (select::snapshot(&repo, first, a.scope.cluster.as_deref())?, rest.to_vec())
+                }
+            };
+            let output = match (&a.to_dir, a.stdout) {
+                (Some(d), false) => ops::restore::Output::Dir(d.clone()),
+                (None, true) => ops::restore::Output::Stdout,
+                _ => bail!(kubesnap::Error::Usage("say where to restore: --to-dir DIR or --stdout".into())),
+            };
+            let m = repo.load_manifest(&snap.id)?;
+            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+            let opts = ops::restore::RestoreOptions { resources, filter, server_fields: a.server_fields, output };
+            let restored = ops::restore::restore(&repo, &snap.id, &opts, &mut out)?;
+            if g.json && a.to_dir.is_some() {
+                print_json(&serde_json::json!({"snapshot": snap.id, "restored": restored}))?;
+            } else if !g.quiet {
+                eprintln!("restored {} resource(s) from snapshot {} ({})", restored.len(), snap.id.short(), snap.time);
+            }
+        }
+        Command::Check(a) => {
+            let repo = open(g)?;
+            let r = ops::check::check(&repo, &ops::check::CheckOptions { read_data: a.read_data }, &progress)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for e in &r.errors {
+                    writeln!(out, "error: {e}")?;
+                }
+                writeln!(
+                    out,
+                    "{}: {} snapshots, {} index files, {} packs, {} blobs{}",
+                    if r.ok() { "no errors" } else { "repository is corrupt" },
+                    r.snapshots, r.index_files, r.packs, r.blobs,
+                    if a.read_data { ", all data read" } else { "" }
+                )?;
+            }
+            if !r.ok() {
+                return Ok(6);
+            }
+        }
+        Command::Stats(a) => {
+            let repo = open(g)?;
+            let snap = a.snapshot.as_deref().map(|s| select::snapshot(&repo, s, a.cluster.as_deref())).transpose()?;
+            let r = ops::stats::stats(&repo, snap.as_ref().map(|s| &s.id))?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                writeln!(out, "snapshots           {}", r.snapshots)?;
+                writeln!(out, "objects             {}", r.objects)?;
+                writeln!(out, "logical bytes       {}", r.logical_bytes)?;
+                writeln!(out, "unique blobs        {}", r.blobs)?;
+                writeln!(out, "deduplicated bytes  {}", r.deduplicated_bytes)?;
+                writeln!(out, "stored bytes        {}", r.stored_bytes)?;
+                writeln!(out, "compression ratio   {:.2}", r.compression_ratio)?;
+                writeln!(out, "total ratio         {:.2}", r.total_ratio)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}

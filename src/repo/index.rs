@@ -1,0 +1,203 @@
+//! Reading and writing index files.
+//!
+//! A reader never loads the whole index: for each live index file it reads the tail once
+//! (trailer and footer; small files arrive whole in that one read), then only the blocks whose
+//! id range can hold a wanted blob. Decoded blocks are kept in memory for the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+
+use super::{index_name, Repository};
+use crate::format::index::{
+    block_context, decode_trailer, encode_trailer, BlobLocation, BlockRef, IndexBlock, IndexEntry, IndexFooter,
+    IndexFrame, BLOCK_ENTRIES, TRAILER_LEN,
+};
+use crate::format::{aad, content_hash, BlobId, FileHeader, FileType, IndexId};
+use crate::{Error, Result};
+
+/// Bytes read from the end of an index file in the first request.
+const TAIL_READ: u64 = 256 * 1024;
+
+struct IndexFile {
+    id: IndexId,
+    head: OnceLock<(IndexFooter, Option<Bytes>)>,
+    blocks: Mutex<HashMap<usize, Arc<IndexBlock>>>,
+}
+
+/// The live index files of a repository, newest last.
+#[derive(Default)]
+pub struct IndexSet {
+    files: Vec<Arc<IndexFile>>,
+}
+
+impl IndexSet {
+    /// Makes the set match the live list, keeping what was already loaded.
+    pub fn set_files(&mut self, ids: &[IndexId]) {
+        let mut old: HashMap<IndexId, Arc<IndexFile>> = self.files.drain(..).map(|f| (f.id, f)).collect();
+        self.files = ids
+            .iter()
+            .map(|id| {
+                old.remove(id).unwrap_or_else(|| {
+                    Arc::new(IndexFile { id: *id, head: OnceLock::new(), blocks: Mutex::new(HashMap::new()) })
+                })
+            })
+            .collect();
+    }
+
+    pub fn ids(&self) -> Vec<IndexId> {
+        self.files.iter().map(|f| f.id).collect()
+    }
+
+    pub fn lookup(&self, repo: &Repository, id: &BlobId) -> Result<Option<BlobLocation>> {
+        for f in self.files.iter().rev() {
+            let (footer, _) = head(repo, f)?;
+            let Some(b) = footer.block_for(id) else { continue };
+            let block = block(repo, f, b)?;
+            if let Some(loc) = block.find(id) {
+                return Ok(Some(loc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every entry of every live index file (for `check` and `stats`), file by file.
+    pub fn for_each_entry(&self, repo: &Repository, mut f: impl FnMut(&IndexId, &BlobId, &BlobLocation) -> Result<()>) -> Result<()> {
+        for file in &self.files {
+            let (footer, _) = head(repo, file)?;
+            for b in 0..footer.blocks.len() {
+                let block = block(repo, file, b)?;
+                for e in &block.entries {
+                    let loc = BlobLocation {
+                        frame: block.frames[e.frame as usize].clone(),
+                        blob_type: e.blob_type,
+                        raw_offset: e.raw_offset,
+                        raw_length: e.raw_length,
+                    };
+                    f(&file.id, &e.id, &loc)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn corrupt(f: &IndexFile, detail: impl std::fmt::Display) -> Error {
+    Error::corrupt("index file", f.id.to_hex(), detail)
+}
+
+fn head<'a>(repo: &Repository, f: &'a IndexFile) -> Result<&'a (IndexFooter, Option<Bytes>)> {
+    if let Some(h) = f.head.get() {
+        return Ok(h);
+    }
+    let name = index_name(&f.id);
+    let (tail, size) = match repo.backend().get_tail(&name, TAIL_READ) {
+        Ok(t) => t,
+        Err(crate::backend::BackendError::NotFound(_)) => return Err(corrupt(f, "it is missing")),
+        Err(e) => return Err(Error::Backend(e)),
+    };
+    let whole = (tail.len() as u64 == size).then(|| tail.clone());
+    if let Some(w) = &whole {
+        if content_hash(w) != f.id.0 {
+            return Err(corrupt(f, "its content does not match its name"));
+        }
+        FileHeader::decode(w, FileType::Index).map_err(|e| Error::from_format("index file", &f.id.to_hex(), e))?;
+    }
+    if tail.len() < TRAILER_LEN {
+        return Err(corrupt(f, "it is truncated"));
+    }
+    let footer_len = decode_trailer(&tail[tail.len() - TRAILER_LEN..]).map_err(|e| corrupt(f, e))? as u64;
+    let footer_end = size - TRAILER_LEN as u64;
+    if footer_len > footer_end {
+        return Err(corrupt(f, "its footer length is impossible"));
+    }
+    let footer_start = footer_end - footer_len;
+    let tail_start = size - tail.len() as u64;
+    let sealed = if footer_start >= tail_start {
+        tail.slice((footer_start - tail_start) as usize..(footer_end - tail_start) as usize)
+    } else {
+        repo.backend().get_range(&name, footer_start..footer_end).map_err(Error::Backend)?
+    };
+    let plain = repo
+        .key()
+        .open(&aad(FileType::Index, b"footer", b""), &sealed)
+        .map_err(|_| corrupt(f, "its footer does not authenticate"))?;
+    let footer = IndexFooter::decode(&plain).map_err(|e| corrupt(f, e))?;
+    for b in &footer.blocks {
+        if b.offset < FileHeader::LEN as u64 || b.offset + u64::from(b.sealed_length) > footer_start {
+            return Err(corrupt(f, "a block lies outside the file"));
+        }
+    }
+    Ok(f.head.get_or_init(|| (footer, whole)))
+}
+
+fn block(repo: &Repository, f: &IndexFile, n: usize) -> Result<Arc<IndexBlock>> {
+    if let Some(b) = f.blocks.lock().ok().and_then(|m| m.get(&n).cloned()) {
+        return Ok(b);
+    }
+    let (footer, whole) = head(repo, f)?;
+    let r = &footer.blocks[n];
+    let range = r.offset..r.offset + u64::from(r.sealed_length);
+    let sealed = match whole {
+        Some(w) => w.slice(range.start as usize..range.end as usize),
+        None => repo.backend().get_range(&index_name(&f.id), range).map_err(Error::Backend)?,
+    };
+    let plain = repo
+        .key()
+        .open(&aad(FileType::Index, b"block", &block_context(n as u32)), &sealed)
+        .map_err(|_| corrupt(f, format!("block {n} does not authenticate")))?;
+    let block = IndexBlock::decode(&plain).map_err(|e| corrupt(f, e))?;
+    if block.entries.len() != r.entries as usize
+        || block.entries.first().map(|e| e.id) != Some(r.first)
+        || block.entries.last().map(|e| e.id) != Some(r.last)
+    {
+        return Err(corrupt(f, format!("block {n} does not match its footer")));
+    }
+    let block = Arc::new(block);
+    if let Ok(mut m) = f.blocks.lock() {
+        m.insert(n, block.clone());
+    }
+    Ok(block)
+}
+
+/// Writes one index file listing `entries` (any order; duplicates keep the first).
+pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) -> Result<IndexId> {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.dedup_by(|a, b| a.0 == b.0);
+    let mut out = FileHeader::encode(FileType::Index).to_vec();
+    let mut footer = IndexFooter::default();
+    for (n, chunk) in entries.chunks(BLOCK_ENTRIES).enumerate() {
+        let mut block = IndexBlock::default();
+        let mut frame_numbers: HashMap<IndexFrame, u32> = HashMap::new();
+        for (id, loc) in chunk {
+            let next = block.frames.len() as u32;
+            let frame = *frame_numbers.entry(loc.frame.clone()).or_insert_with(|| {
+                block.frames.push(loc.frame.clone());
+                next
+            });
+            block.entries.push(IndexEntry {
+                id: *id,
+                frame,
+                blob_type: loc.blob_type,
+                raw_offset: loc.raw_offset,
+                raw_length: loc.raw_length,
+            });
+        }
+        let sealed = repo.key().seal(&aad(FileType::Index, b"block", &block_context(n as u32)), &block.encode());
+        footer.blocks.push(BlockRef {
+            first: chunk[0].0,
+            last: chunk[chunk.len() - 1].0,
+            offset: out.len() as u64,
+            sealed_length: sealed.len() as u32,
+            entries: chunk.len() as u32,
+        });
+        out.extend_from_slice(&sealed);
+    }
+    let sealed_footer = repo.key().seal(&aad(FileType::Index, b"footer", b""), &footer.encode());
+    out.extend_from_slice(&sealed_footer);
+    out.extend_from_slice(&encode_trailer(sealed_footer.len() as u32));
+    let id = IndexId(content_hash(&out));
+    repo.backend().put_new(&index_name(&id), Bytes::from(out)).map_err(Error::Backend)?;
+    Ok(id)
+}

@@ -1,0 +1,364 @@
+//! Building, reading and diffing snapshot trees (see `format::tree` for the node layout).
+//!
+//! A level's entries are cut into nodes where the keyed boundary hash of an entry's key falls
+//! below `2^32 / fanout` (or after `max_entries`), then the nodes' first keys are cut the same
+//! way one height up, until one node remains. Boundaries depend only on keys, so the same
+//! entries always give the same nodes, and an insertion or change rewrites only the nodes on its
+//! path: a namespace with 50,000 ConfigMaps is not rewritten whole when one changes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use super::packer::Packer;
+use super::Repository;
+use crate::format::pack::BlobType;
+use crate::format::resource::ResourceRef;
+use crate::format::snapshot::Roots;
+use crate::format::tree::{Child, Level, Node, NodeBody, ResourceEntry, Value};
+use crate::format::BlobId;
+use crate::{Error, Result};
+
+/// Writes tree nodes that the repository does not have yet.
+pub struct TreeWriter<'a> {
+    repo: &'a Repository,
+    pub packer: Packer,
+}
+
+impl<'a> TreeWriter<'a> {
+    pub fn new(repo: &'a Repository) -> TreeWriter<'a> {
+        TreeWriter { repo, packer: Packer::new(crate::format::pack::PackKind::Tree) }
+    }
+
+    fn store(&mut self, node: &Node, sort_key: Vec<u8>) -> Result<BlobId> {
+        let bytes = node.encode();
+        let id = self.repo.key().blob_id(&bytes);
+        if !self.packer.contains(&id) && self.repo.locate(&id)?.is_none() {
+            self.packer.add(self.repo, id, BlobType::Tree, bytes, sort_key)?;
+        }
+        Ok(id)
+    }
+
+    fn boundary(&self, level: Level, height: u8, key: &str) -> bool {
+        let fanout = self.repo.config().tree.fanout.max(2);
+        self.repo.key().tree_hash((level as u8) << 4 | height.min(15), key.as_bytes()) < u32::MAX / fanout
+    }
+
+    /// Writes one level (entries sorted by key, keys unique); returns its root and the number of
+    /// resources below it.
+    pub fn write_level(&mut self, level: Level, entries: Vec<(String, Value)>) -> Result<(BlobId, u64)> {
+        let max = self.repo.config().tree.max_entries.max(2) as usize;
+        let mut children: Vec<Child> = Vec::new();
+        let mut cur: Vec<(String, Value)> = Vec::new();
+        let mut count = 0u64;
+        let total = entries.len();
+        for (i, (k, v)) in entries.into_iter().enumerate() {
+            count += v.resources();
+            let cut = self.boundary(level, 0, &k);
+            cur.push((k, v));
+            if cut || cur.len() >= max || i + 1 == total {
+                let first_key = cur[0].0.clone();
+                let node = Node { level, body: NodeBody::Leaf(std::mem::take(&mut cur)) };
+                let sort = sort_key(level, 0, &first_key);
+                let id = self.store(&node, sort)?;
+                children.push(Child { first_key, id, resources: count });
+                count = 0;
+            }
+        }
+        if children.is_empty() {
+            let node = Node { level, body: NodeBody::Leaf(Vec::new()) };
+            let id = self.store(&node, sort_key(level, 0, ""))?;
+            return Ok((id, 0));
+        }
+        let mut height = 1u8;
+        while children.len() > 1 {
+            let mut parents: Vec<Child> = Vec::new();
+            let mut cur: Vec<Child> = Vec::new();
+            let n = children.len();
+            let mut cuts: Vec<bool> = children.iter().map(|c| self.boundary(level, height, &c.first_key)).collect();
+            if cuts[..n - 1].iter().all(|c| *c) {
+                // Every key is a boundary at this height: group by size alone, so that the
+                // level always shrinks (deterministic: depends only on the keys).
+                cuts.iter_mut().for_each(|c| *c = false);
+            }
+            for (i, c) in children.into_iter().enumerate() {
+                let cut = cuts[i];
+                cur.push(c);
+                if cut || cur.len() >= max || i + 1 == n {
+                    let first_key = cur[0].first_key.clone();
+                    let resources = cur.iter().map(|c| c.resources).sum();
+                    let node = Node { level, body: NodeBody::Internal(std::mem::take(&mut cur)) };
+                    let id = self.store(&node, sort_key(level, height, &first_key))?;
+                    parents.push(Child { first_key, id, resources });
+                }
+            }
+            children = parents;
+            height = height.saturating_add(1);
+        }
+        let root = children.remove(0);
+        Ok((root.id, root.resources))
+    }
+
+    /// Writes the whole tree of a snapshot from its resources (any order).
+    pub fn write_snapshot(&mut self, resources: Vec<(ResourceRef, ResourceEntry)>) -> Result<Roots> {
+        type Kinds = BTreeMap<String, BTreeMap<String, ResourceEntry>>;
+        let mut cluster: BTreeMap<String, Kinds> = BTreeMap::new();
+        let mut namespaced: BTreeMap<String, BTreeMap<String, Kinds>> = BTreeMap::new();
+        for (r, e) in resources {
+            let groups = if r.namespace.is_empty() { &mut cluster } else { namespaced.entry(r.namespace).or_default() };
+            groups.entry(r.group).or_default().entry(r.kind).or_default().insert(r.name, e);
+        }
+        let mut roots = Roots::default();
+        if !cluster.is_empty() {
+            roots.cluster = Some(self.write_groups(cluster)?.0);
+        }
+        if !namespaced.is_empty() {
+            let mut entries = Vec::with_capacity(namespaced.len());
+            for (ns, groups) in namespaced {
+                let (id, resources) = self.write_groups(groups)?;
+                entries.push((ns, Value::Subtree { id, resources }));
+            }
+            roots.namespaces = Some(self.write_level(Level::Namespaces, entries)?.0);
+        }
+        Ok(roots)
+    }
+
+    fn write_groups(&mut self, groups: BTreeMap<String, BTreeMap<String, BTreeMap<String, ResourceEntry>>>) -> Result<(BlobId, u64)> {
+        let mut group_entries = Vec::with_capacity(groups.len());
+        for (group, kinds) in groups {
+            let mut kind_entries = Vec::with_capacity(kinds.len());
+            for (kind, names) in kinds {
+                let entries = names.into_iter().map(|(n, e)| (n, Value::Resource(e))).collect();
+                let (id, resources) = self.write_level(Level::Names, entries)?;
+                kind_entries.push((kind, Value::Subtree { id, resources }));
+            }
+            let (id, resources) = self.write_level(Level::Kinds, kind_entries)?;
+            group_entries.push((group, Value::Subtree { id, resources }));
+        }
+        self.write_level(Level::Groups, group_entries)
+    }
+}
+
+fn sort_key(level: Level, height: u8, first_key: &str) -> Vec<u8> {
+    let mut k = vec![level as u8, height];
+    k.extend_from_slice(first_key.as_bytes());
+    k
+}
+
+/// Reads a node and checks it is of the expected level.
+pub fn read_node(repo: &Repository, id: &BlobId, level: Level) -> Result<Arc<Node>> {
+    let bytes = repo.read_blob(id)?;
+    let node = Node::decode(&bytes).map_err(|e| Error::corrupt("tree node", id.to_hex(), e))?;
+    if node.level != level {
+        return Err(Error::corrupt("tree node", id.to_hex(), "it is not of the level its parent says"));
+    }
+    Ok(Arc::new(node))
+}
+
+/// Every (key, value) of a level, in key order.
+pub fn level_entries(repo: &Repository, root: &BlobId, level: Level) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![*root];
+    let mut depth_guard = 0;
+    // Depth-first, children pushed in reverse so that keys come out in order.
+    while let Some(id) = stack.pop() {
+        depth_guard += 1;
+        if depth_guard > 50_000_000 {
+            return Err(Error::corrupt("tree node", root.to_hex(), "the tree does not end"));
+        }
+        let node = read_node(repo, &id, level)?;
+        match &node.body {
+            NodeBody::Leaf(entries) => out.extend(entries.iter().cloned()),
+            NodeBody::Internal(children) => stack.extend(children.iter().rev().map(|c| c.id)),
+        }
+    }
+    Ok(out)
+}
+
+/// The value under `key` in a level, descending only the path that can hold it.
+pub fn lookup(repo: &Repository, root: &BlobId, level: Level, key: &str) -> Result<Option<Value>> {
+    let mut id = *root;
+    for _ in 0..64 {
+        let node = read_node(repo, &id, level)?;
+        match &node.body {
+            NodeBody::Leaf(entries) => {
+                return Ok(entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())).ok().map(|i| entries[i].1.clone()));
+            }
+            NodeBody::Internal(children) => {
+                let i = children.partition_point(|c| c.first_key.as_bytes() <= key.as_bytes());
+                if i == 0 {
+                    return Ok(None);
+                }
+                id = children[i - 1].id;
+            }
+        }
+    }
+    Err(Error::corrupt("tree node", root.to_hex(), "the tree is deeper than any kubesnap writes"))
+}
+
+/// Calls `f` for every resource under a root of the given level, in key order. `prefix` holds
+/// the keys above (namespace, group, kind).
+pub fn walk(repo: &Repository, root: &BlobId, level: Level, prefix: &mut Vec<String>, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>) -> Result<()> {
+    for (k, v) in level_entries(repo, root, level)? {
+        match v {
+            Value::Subtree { id, .. } => {
+                let child = level.child().ok_or_else(|| Error::corrupt("tree node", id.to_hex(), "subtree below names"))?;
+                prefix.push(k);
+                walk(repo, &id, child, prefix, f)?;
+                prefix.pop();
+            }
+            Value::Resource(e) => f(make_ref(prefix, k), e)?,
+        }
+    }
+    Ok(())
+}
+
+/// Walks every resource of a snapshot: cluster-scoped first, then namespaced.
+pub fn walk_snapshot(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>) -> Result<()> {
+    if let Some(c) = &roots.cluster {
+        walk(repo, c, Level::Groups, &mut vec![String::new()], f)?;
+    }
+    if let Some(n) = &roots.namespaces {
+        walk(repo, n, Level::Namespaces, &mut Vec::new(), f)?;
+    }
+    Ok(())
+}
+
+/// `prefix` is [namespace, group, kind] (namespace "" for cluster-scoped).
+fn make_ref(prefix: &[String], name: String) -> ResourceRef {
+    let get = |i: usize| prefix.get(i).cloned().unwrap_or_default();
+    ResourceRef { namespace: get(0), group: get(1), kind: get(2), name }
+}
+
+/// One resource that differs between two trees.
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub resource: ResourceRef,
+    pub old: Option<ResourceEntry>,
+    pub new: Option<ResourceEntry>,
+}
+
+/// The entries of a level that can differ between two roots: node ids present on both sides
+/// are skipped without reading them (equal ids, equal contents).
+fn differing_entries(repo: &Repository, a: Option<&BlobId>, b: Option<&BlobId>, level: Level) -> Result<(Vec<(String, Value)>, Vec<(String, Value)>)> {
+    let mut sa: Vec<BlobId> = a.into_iter().copied().collect();
+    let mut sb: Vec<BlobId> = b.into_iter().copied().collect();
+    let mut leaves_a = Vec::new();
+    let mut leaves_b = Vec::new();
+    for _ in 0..64 {
+        let set_a: HashSet<BlobId> = sa.iter().copied().collect();
+        let set_b: HashSet<BlobId> = sb.iter().copied().collect();
+        sa.retain(|x| !set_b.contains(x));
+        sb.retain(|x| !set_a.contains(x));
+        if sa.is_empty() && sb.is_empty() {
+            break;
+        }
+        let expand = |ids: Vec<BlobId>, leaves: &mut Vec<(String, Value)>| -> Result<Vec<BlobId>> {
+            let mut next = Vec::new();
+            for id in ids {
+                let node = read_node(repo, &id, level)?;
+                match &node.body {
+                    NodeBody::Leaf(e) => leaves.extend(e.iter().cloned()),
+                    NodeBody::Internal(c) => next.extend(c.iter().map(|c| c.id)),
+                }
+            }
+            Ok(next)
+        };
+        sa = expand(sa, &mut leaves_a)?;
+        sb = expand(sb, &mut leaves_b)?;
+    }
+    leaves_a.sort_by(|x, y| x.0.cmp(&y.0));
+    leaves_b.sort_by(|x, y| x.0.cmp(&y.0));
+    Ok((leaves_a, leaves_b))
+}
+
+/// The resources that differ between two roots of one level. `same` decides whether two
+/// entries of one resource count as equal (desired state only, or all of it).
+pub fn diff_level(
+    repo: &Repository,
+    a: Option<&BlobId>,
+    b: Option<&BlobId>,
+    level: Level,
+    prefix: &mut Vec<String>,
+    same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool,
+    out: &mut Vec<Change>,
+) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    let (ea, eb) = differing_entries(repo, a, b, level)?;
+    let mut ia = ea.into_iter().peekable();
+    let mut ib = eb.into_iter().peekable();
+    loop {
+        let order = match (ia.peek(), ib.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+        };
+        let (key, va, vb) = match order {
+            std::cmp::Ordering::Less => {
+                let (k, v) = ia.next().unwrap_or_default_pair();
+                (k, Some(v), None)
+            }
+            std::cmp::Ordering::Greater => {
+                let (k, v) = ib.next().unwrap_or_default_pair();
+                (k, None, Some(v))
+            }
+            std::cmp::Ordering::Equal => {
+                let (k, x) = ia.next().unwrap_or_default_pair();
+                let (_, y) = ib.next().unwrap_or_default_pair();
+                (k, Some(x), Some(y))
+            }
+        };
+        match (va, vb) {
+            (Some(Value::Resource(x)), Some(Value::Resource(y))) => {
+                if !same(&x, &y) {
+                    out.push(Change { resource: make_ref(prefix, key), old: Some(x), new: Some(y) });
+                }
+            }
+            (Some(Value::Resource(x)), None) => out.push(Change { resource: make_ref(prefix, key), old: Some(x), new: None }),
+            (None, Some(Value::Resource(y))) => out.push(Change { resource: make_ref(prefix, key), old: None, new: Some(y) }),
+            (va, vb) => {
+                let sub = |v: &Option<Value>| match v {
+                    Some(Value::Subtree { id, .. }) => Some(*id),
+                    _ => None,
+                };
+                let (sa, sb) = (sub(&va), sub(&vb));
+                let child = level.child().ok_or_else(|| Error::corrupt("tree", key.clone(), "subtree below names"))?;
+                prefix.push(key);
+                diff_level(repo, sa.as_ref(), sb.as_ref(), child, prefix, same, out)?;
+                prefix.pop();
+            }
+        }
+    }
+    Ok(())
+}
+
+trait PairExt {
+    fn unwrap_or_default_pair(self) -> (String, Value);
+}
+
+impl PairExt for Option<(String, Value)> {
+    fn unwrap_or_default_pair(self) -> (String, Value) {
+        // Only called after `peek` returned Some.
+        self.unwrap_or_else(|| (String::new(), Value::Subtree { id: BlobId::default(), resources: 0 }))
+    }
+}
+
+/// Every resource that differs between two snapshots' trees.
+pub fn diff_snapshots(repo: &Repository, a: &Roots, b: &Roots, same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    diff_level(repo, a.cluster.as_ref(), b.cluster.as_ref(), Level::Groups, &mut vec![String::new()], same, &mut out)?;
+    diff_level(repo, a.namespaces.as_ref(), b.namespaces.as_ref(), Level::Namespaces, &mut Vec::new(), same, &mut out)?;
+    Ok(out)
+}
+
+/// Equal desired state.
+pub fn same_desired(a: &ResourceEntry, b: &ResourceEntry) -> bool {
+    a.desired == b.desired
+}
+
+/// Equal in every part.
+pub fn same_all(a: &ResourceEntry, b: &ResourceEntry) -> bool {
+    a == b
+}
