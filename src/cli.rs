@@ -46,6 +46,16 @@ struct Global {
     /// Print no progress.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// After the command, print on stderr how many stored objects it read and wrote.
+    #[arg(long, global = true)]
+    io_stats: bool,
+}
+
+fn io_stats(g: &Global, repo: &Repository) {
+    if g.io_stats {
+        let (reads, bytes, writes) = repo.io_counts();
+        eprintln!("io: {reads} reads of stored objects ({bytes} bytes), {writes} objects written");
+    }
 }
 
 #[derive(Subcommand)]
@@ -347,6 +357,7 @@ pub fn try_main() -> Result<i32> {
                 skip_invalid: a.skip_invalid,
             };
             let r = ops::snapshot::snapshot_dir(&mut repo, &opts, &progress)?;
+            io_stats(g, &repo);
             if g.json {
                 print_json(&r)?;
             } else {
@@ -419,6 +430,7 @@ pub fn try_main() -> Result<i32> {
             let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
             let opts = ops::diff::DiffOptions { filter, server_fields: a.server_fields, patch: a.patch, show_secrets: a.show_secrets };
             let r = ops::diff::diff(&repo, &sa.id, &sb.id, &opts)?;
+            io_stats(g, &repo);
             if g.json {
                 print_json(&r)?;
             } else {
@@ -459,6 +471,7 @@ pub fn try_main() -> Result<i32> {
                 show_secrets: a.show_secrets,
             };
             let r = ops::log::log(&repo, &opts)?;
+            io_stats(g, &repo);
             if g.json {
                 print_json(&r)?;
             } else {
@@ -489,6 +502,7 @@ pub fn try_main() -> Result<i32> {
             let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
             let opts = ops::restore::RestoreOptions { resources, filter, server_fields: a.server_fields, output };
             let restored = ops::restore::restore(&repo, &snap.id, &opts, &mut out)?;
+            io_stats(g, &repo);
             if g.json && a.to_dir.is_some() {
                 print_json(&serde_json::json!({"snapshot": snap.id, "restored": restored}))?;
             } else if !g.quiet {

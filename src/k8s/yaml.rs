@@ -24,11 +24,34 @@
 //! [`MAX_ALIAS_NODES`] nodes or [`MAX_ALIAS_BYTES`] bytes ("billion laughs") are errors, never a
 //! stack overflow or an exhausted memory.
 //!
-//! Known differences from Kubernetes (all on input that real manifests do not contain):
-//! `!!binary` scalars keep their base64 text (go-yaml v2 decodes them), `!!timestamp` scalars are
-//! always strings, and the YAML 1.1 line breaks NEL, LS and PS are ordinary characters here.
+//! Mapping keys follow `sigs.k8s.io/yaml` exactly: an integer key becomes its decimal text, a
+//! boolean `"true"`/`"false"`, a float `strconv.FormatFloat(f, 'g', -1, 32)` (so `1.5` gives
+//! `"1.5"` and `1e6` gives `"1e+06"`), while null keys, unsigned keys beyond `i64` and complex
+//! keys are errors, as they are for Kubernetes.
+//!
+//! # Known differences from Kubernetes
+//!
+//! - `!!binary` scalars keep their base64 text (go-yaml v2 decodes it); `!!timestamp` scalars
+//!   are always strings (go-yaml rejects one that is not a timestamp); the YAML 1.1 line breaks
+//!   NEL, LS and PS are ordinary characters when reading (the writer always escapes them).
+//! - saphyr-parser follows the YAML spec where libyaml is lenient. Indentation inside flow
+//!   collections and multi-line quoted scalars, which libyaml ignores and real manifests rely
+//!   on (a closing `]` at its key's column, description lines at the key's column), is repaired
+//!   and the text parsed again (see `repair_indentation`). A tab right after `key:` before a
+//!   letter, digit or `-` (`key:<TAB>value`) remains a syntax error here.
+//! - Flow collections nest at most 255 levels (saphyr-parser's own bound), block ones
+//!   [`MAX_DEPTH`].
+//! - Duplicate keys are an error, as in `sigs.k8s.io/yaml`'s strict mode (what kubectl
+//!   reports); its non-strict mode keeps the last value.
+//! - JSON that is not YAML (escaped UTF-16 surrogate pairs such as `"\ud83d\ude00"`) is read
+//!   with serde_json, as Kubernetes reads JSON with a JSON decoder. JSON read as YAML follows
+//!   go-yaml: `-0` is the integer 0, and long numbers are rounded correctly (serde_json without
+//!   its `float_roundtrip` feature can be one unit in the last place off).
+//! - A block scalar that ends the file, followed by a last line of more blanks than its
+//!   indentation and no final line break, loses those blanks.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 use serde_json::{Map, Number, Value};
@@ -143,22 +166,311 @@ pub enum YamlError {
 /// A [`YamlError`] naming the line of the first problem; no partial result is returned.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    match parse_yaml(text) {
-        Err(e @ YamlError::Syntax { .. }) => parse_json(text).ok_or(e),
-        other => other,
+    let text = trim_blank_last_line(text);
+    let result = match parse_yaml(text, false) {
+        Ok((docs, _)) => Ok(docs),
+        Err(Failure::Scan(e)) => {
+            // Many under-indented quoted scalars (as in some generated CRDs): indent them all at
+            // once, and keep the result only if every changed line turns out to be inside a
+            // quoted scalar. Otherwise repair one parser error at a time.
+            let fast = if e.info() == QUOTED_INDENTATION {
+                indent_all_quoted(text)
+                    .and_then(|(fixed, lines)| parse_repairing(&fixed, &lines).ok())
+            } else {
+                None
+            };
+            match fast {
+                Some(docs) => Ok(docs),
+                None => parse_repairing(text, &[]),
+            }
+        }
+        Err(failure) => Err(failure),
+    };
+    match result {
+        Ok(docs) => Ok(docs),
+        Err(Failure::Yaml(e)) => Err(e),
+        // Only the guessed repairs are verified, and their failure falls back to the others.
+        Err(Failure::Unverified) => Err(YamlError::Syntax {
+            line: 1,
+            col: 1,
+            message: "indentation repair could not be verified".to_owned(),
+        }),
+        Err(Failure::Scan(e)) => {
+            let error = syntax_error(&e);
+            match parse_json(text) {
+                Some(docs) if matches!(error, YamlError::Syntax { .. }) => Ok(docs),
+                _ => Err(error),
+            }
+        }
     }
 }
 
-fn parse_yaml(text: &str) -> Result<Vec<Document>, YamlError> {
+const QUOTED_INDENTATION: &str = "invalid indentation in quoted scalar";
+
+/// Why one parse attempt failed: saphyr-parser's syntax error (which may be repairable), or
+/// a final error.
+enum Failure {
+    Scan(ScanError),
+    Yaml(YamlError),
+    /// Lines changed by [`indent_all_quoted`] were not all inside quoted scalars.
+    Unverified,
+}
+
+/// Parses, repairing indentation that only libyaml accepts (see [`repair_indentation`]) as
+/// long as the re-parsing stays within a budget. `changed` lists lines that were changed
+/// beforehand and must turn out to be continuation lines of quoted scalars.
+fn parse_repairing(text: &str, changed: &[usize]) -> Result<Vec<Document>, Failure> {
+    let mut repaired: Option<String> = None;
+    let mut repairs = Repairs::default();
+    let budget = text.len().saturating_mul(8).max(64 << 20);
+    let mut spent = 0usize;
+    loop {
+        let current = repaired.as_deref().unwrap_or(text);
+        spent = spent.saturating_add(current.len());
+        let error = match parse_yaml(current, !changed.is_empty()) {
+            Ok((docs, covered)) => {
+                return if changed.iter().all(|line| is_covered(&covered, *line)) {
+                    Ok(docs)
+                } else {
+                    Err(Failure::Unverified)
+                };
+            }
+            Err(Failure::Scan(e)) => e,
+            Err(failure) => return Err(failure),
+        };
+        if spent >= budget {
+            return Err(Failure::Scan(error));
+        }
+        match repair_indentation(current, &error, &mut repairs) {
+            Some(fixed) => repaired = Some(fixed),
+            None => return Err(Failure::Scan(error)),
+        }
+    }
+}
+
+/// Whether `line` is inside one of the sorted, disjoint line ranges.
+fn is_covered(ranges: &[(usize, usize)], line: usize) -> bool {
+    let i = ranges.partition_point(|&(start, _)| start <= line);
+    i > 0 && ranges[i - 1].1 >= line
+}
+
+/// Line ranges (first, last; 1-based, inclusive).
+type LineRanges = Vec<(usize, usize)>;
+
+/// Parses `text`; with `track_quoted`, also returns the line ranges of the continuation lines
+/// of multi-line quoted scalars.
+fn parse_yaml(text: &str, track_quoted: bool) -> Result<(Vec<Document>, LineRanges), Failure> {
     let mut loader = Loader::new(text);
+    let mut covered = Vec::new();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(syntax_error)?;
-        if loader.on_event(event, span)? {
+        let (event, span) = next.map_err(Failure::Scan)?;
+        if track_quoted {
+            if let Event::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, ..) =
+                event
+            {
+                if span.end.line() > span.start.line() {
+                    covered.push((span.start.line() + 1, span.end.line()));
+                }
+            }
+        }
+        if loader.on_event(event, span).map_err(Failure::Yaml)? {
             break;
         }
     }
-    Ok(loader.finish())
+    Ok((loader.finish(), covered))
+}
+
+/// The closing quote of the quoted scalar whose opening quote is at byte `at`.
+fn closing_quote(b: &[u8], at: usize) -> Option<usize> {
+    let quote = *b.get(at)?;
+    let mut i = at + 1;
+    loop {
+        match (quote, *b.get(i)?) {
+            (b'"', b'\\') => i += 2,
+            (b'\'', b'\'') if b.get(i + 1) == Some(&b'\'') => i += 2,
+            (b'"', b'"') | (b'\'', b'\'') => return Some(i),
+            _ => i += 1,
+        }
+    }
+}
+
+/// A guess, from the text alone, at every multi-line quoted scalar that starts a value
+/// (`key: 'text` or `- "text`): their continuation lines get at least the quote's
+/// indentation. Returns the new text and the changed lines (1-based, ascending), or `None`
+/// when nothing changed.
+fn indent_all_quoted(text: &str) -> Option<(String, Vec<usize>)> {
+    let b = text.as_bytes();
+    let mut fixed = String::with_capacity(text.len() + text.len() / 16);
+    let mut changed = Vec::new();
+    let mut done = 0;
+    let mut line_no = 1;
+    let mut pos = 0;
+    while pos < b.len() {
+        let line_end = text[pos..].find('\n').map_or(b.len(), |i| pos + i);
+        let Some(quote) = value_quote(&text[pos..line_end]).map(|q| pos + q) else {
+            pos = line_end + 1;
+            line_no += 1;
+            continue;
+        };
+        let Some(close) = closing_quote(b, quote) else {
+            break;
+        };
+        let col = text[pos..quote].chars().count();
+        // Continuation lines up to the closing quote.
+        let mut p = quote;
+        while let Some(nl) = text[p..close].find('\n') {
+            let start = p + nl + 1;
+            line_no += 1;
+            let rest = &text[start..];
+            let lead = rest.len() - rest.trim_start_matches(' ').len();
+            let blank = rest[lead..].starts_with(['\n', '\r']);
+            if lead < col && !blank {
+                fixed.push_str(&text[done..start]);
+                fixed.extend(std::iter::repeat_n(' ', col - lead));
+                done = start;
+                changed.push(line_no);
+            }
+            p = start;
+        }
+        pos = text[close..].find('\n').map_or(b.len(), |i| close + i) + 1;
+        line_no += 1;
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    fixed.push_str(&text[done..]);
+    Some((fixed, changed))
+}
+
+/// The byte offset of a quote that opens a value in this line, if any: the line is
+/// `[- ]...[key: ]'...` with a plain key.
+fn value_quote(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    loop {
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'-') && b.get(i + 1) == Some(&b' ') {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    if !matches!(b.get(i), Some(b'\'' | b'"')) {
+        let key_end = line[i..].find(": ").map(|k| i + k)?;
+        if line[i..key_end].contains(['#', '\'', '"', '[', '{', '&', '*', '!', '|', '>']) {
+            return None;
+        }
+        i = key_end + 2;
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+    }
+    matches!(b.get(i), Some(b'\'' | b'"')).then_some(i)
+}
+
+/// Drops a last line of only blanks that no line break ends: it carries no content for
+/// libyaml, but saphyr-parser reads it as one more line break of a block scalar that it ends.
+fn trim_blank_last_line(text: &str) -> &str {
+    let start = text.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    let last = &text[start..];
+    if !last.is_empty() && last.bytes().all(|b| b == b' ' || b == b'\t') {
+        &text[..start]
+    } else {
+        text
+    }
+}
+
+/// Columns added so far, per line, by [`repair_indentation`].
+#[derive(Default)]
+struct Repairs {
+    shifted: HashMap<usize, usize>,
+}
+
+/// saphyr-parser follows the YAML spec on indentation inside flow constructs; libyaml, and so
+/// go-yaml and Kubernetes, ignore it. Real manifests rely on that, e.g. a flow sequence whose
+/// closing `]` sits at its key's column, or a quoted scalar whose continuation lines do:
+///
+/// ```yaml
+/// args: [
+///   "a",
+/// ]
+/// message: 'first line
+/// second line'
+/// ```
+///
+/// Inside flow constructs (and quoted scalars) the indentation of a line never changes a value,
+/// so when saphyr-parser rejects one, the offending lines get more indentation and the text is
+/// parsed again. Returns the repaired text, or `None` for any other error.
+fn repair_indentation(text: &str, error: &ScanError, repairs: &mut Repairs) -> Option<String> {
+    let at = byte_offset(text, error.marker().index())?;
+    let col = error.marker().col();
+    match error.info() {
+        QUOTED_INDENTATION => indent_quoted_continuation(text, at, col),
+        "invalid indentation" | "invalid indentation in flow construct" => {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let prev_lead = text[..line_start.saturating_sub(1)]
+                .rsplit('\n')
+                .find(|l| !l.trim().is_empty())
+                .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+            let line = error.marker().line();
+            let delta = match repairs.shifted.get(&line) {
+                Some(&previous) => previous.checked_mul(2)?,
+                None => (prev_lead + 2).saturating_sub(col).max(1),
+            };
+            if delta > 4096 {
+                return None;
+            }
+            repairs.shifted.insert(line, delta);
+            let mut fixed = String::with_capacity(text.len() + delta);
+            fixed.push_str(&text[..line_start]);
+            fixed.extend(std::iter::repeat_n(' ', delta));
+            fixed.push_str(&text[line_start..]);
+            Some(fixed)
+        }
+        _ => None,
+    }
+}
+
+/// Indents every continuation line of the quoted scalar opening at byte `at` (column `col`)
+/// to at least that column.
+fn indent_quoted_continuation(text: &str, at: usize, col: usize) -> Option<String> {
+    let close = closing_quote(text.as_bytes(), at)?;
+    let mut fixed = String::with_capacity(text.len() + 64);
+    let mut done = 0;
+    let mut changed = false;
+    let mut pos = at;
+    while let Some(nl) = text[pos..close].find('\n') {
+        let line_start = pos + nl + 1;
+        let rest = &text[line_start..];
+        let lead = rest.len() - rest.trim_start_matches(' ').len();
+        let blank = rest[lead..].starts_with(['\n', '\r']);
+        if lead < col && !blank {
+            fixed.push_str(&text[done..line_start]);
+            fixed.extend(std::iter::repeat_n(' ', col - lead));
+            done = line_start;
+            changed = true;
+        }
+        pos = line_start;
+    }
+    if !changed {
+        return None;
+    }
+    fixed.push_str(&text[done..]);
+    Some(fixed)
+}
+
+/// The byte offset of the character at index `chars`.
+fn byte_offset(text: &str, chars: usize) -> Option<usize> {
+    if text.is_ascii() {
+        return (chars <= text.len()).then_some(chars);
+    }
+    text.char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(text.len()))
+        .nth(chars)
 }
 
 /// JSON that YAML rejects: escaped UTF-16 surrogate pairs (`"\ud83d\ude00"`) are JSON but not
@@ -178,7 +490,7 @@ fn parse_json(text: &str) -> Option<Vec<Document>> {
     }])
 }
 
-fn syntax_error(e: ScanError) -> YamlError {
+fn syntax_error(e: &ScanError) -> YamlError {
     let line = e.marker().line();
     // saphyr-parser's own bound on flow nesting (255 levels).
     if e.info() == "recursion limit exceeded" {
@@ -261,6 +573,8 @@ struct Loader {
     /// Work spent copying anchored values, bounded so nested anchors cannot go quadratic.
     anchor_cost: u64,
     anchor_budget: u64,
+    /// The character index of the end of the input, when no line break ends it.
+    eof_index: Option<usize>,
 }
 
 impl Loader {
@@ -277,6 +591,8 @@ impl Loader {
             alias_bytes: 0,
             anchor_cost: 0,
             anchor_budget: (MAX_ALIAS_BYTES * 2).saturating_add(len.saturating_mul(4)),
+            eof_index: (!text.is_empty() && !text.ends_with(['\n', '\r']))
+                .then(|| text.chars().count()),
         }
     }
 
@@ -314,7 +630,15 @@ impl Loader {
                 });
             }
             Event::Scalar(text, style, anchor, tag) => {
-                self.on_scalar(&text, style, anchor, tag.as_deref(), line)?;
+                let mut text: &str = &text;
+                // saphyr-parser ends a block scalar that reaches the end of the input with a line
+                // break the input does not have; libyaml does not.
+                if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    && Some(span.end.index()) == self.eof_index
+                {
+                    text = text.strip_suffix('\n').unwrap_or(text);
+                }
+                self.on_scalar(text, style, anchor, tag.as_deref(), line)?;
             }
             Event::Alias(id) => self.on_alias(id, line)?,
             Event::SequenceStart(anchor, _) => {
@@ -401,7 +725,10 @@ impl Loader {
                     Some(t) => t == "tag:yaml.org,2002:merge",
                 };
             let (key, anchored) = if is_merge {
-                (PendingKey::Merge(line), AnchoredValue::Value(Value::String("<<".into())))
+                (
+                    PendingKey::Merge(line),
+                    AnchoredValue::Value(Value::String("<<".into())),
+                )
             } else {
                 let resolved = resolve_scalar(text, style, tag.as_deref(), line)?;
                 let key = key_from_resolved(&resolved, text, line)?;
@@ -572,7 +899,11 @@ fn merge_into(
     Ok(())
 }
 
-fn merge_map(map: &mut Map<String, Value>, merged: &mut HashSet<String>, source: Map<String, Value>) {
+fn merge_map(
+    map: &mut Map<String, Value>,
+    merged: &mut HashSet<String>,
+    source: Map<String, Value>,
+) {
     for (k, v) in source {
         if !map.contains_key(&k) {
             merged.insert(k.clone());
@@ -630,7 +961,10 @@ fn resolve_scalar(
     };
     let resolved = resolve_plain(text);
     let ok = match core {
-        "int" => matches!(resolved, Resolved::Int(_) | Resolved::Uint(_) | Resolved::BigInt),
+        "int" => matches!(
+            resolved,
+            Resolved::Int(_) | Resolved::Uint(_) | Resolved::BigInt
+        ),
         "float" => match resolved {
             Resolved::Float(_) => true,
             #[allow(clippy::cast_precision_loss)]
@@ -1271,7 +1605,10 @@ fn is_plain_safe(s: &str) -> bool {
 fn is_special_char(c: char) -> bool {
     (c < ' ' && c != '\t' && c != '\n')
         || ('\u{7f}'..='\u{9f}').contains(&c)
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
 }
 
 fn write_double_quoted(out: &mut String, s: &str) {
@@ -1284,7 +1621,8 @@ fn write_double_quoted(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
             c if is_special_char(c) => {
-                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
             }
             c => out.push(c),
         }
@@ -1294,7 +1632,12 @@ fn write_double_quoted(out: &mut String, s: &str) {
 
 /// Writes `s` as a literal block scalar (`|`, `|-`, `|+`) when it has line breaks and a literal
 /// block carries it exactly; returns false (writing nothing) otherwise.
-fn write_literal_block(out: &mut String, s: &str, content_indent: usize, indicator_ok: bool) -> bool {
+fn write_literal_block(
+    out: &mut String,
+    s: &str,
+    content_indent: usize,
+    indicator_ok: bool,
+) -> bool {
     if !s.contains('\n') {
         return false;
     }
@@ -1459,7 +1802,10 @@ mod tests {
             ("2024-01-01", json!("2024-01-01")),
             ("2001-12-14", json!("2001-12-14")),
             ("2024-01-01T00:00:00Z", json!("2024-01-01T00:00:00Z")),
-            ("2001-12-14 21:59:43.10 -5", json!("2001-12-14 21:59:43.10 -5")),
+            (
+                "2001-12-14 21:59:43.10 -5",
+                json!("2001-12-14 21:59:43.10 -5"),
+            ),
             ("=", json!("=")),
             ("<<", json!("<<")),
             (".nanx", json!(".nanx")),
@@ -1587,22 +1933,49 @@ mod tests {
             let got = one(&format!("{{{input}: v}}"));
             assert_eq!(got, json!({ *expected: "v" }), "flow key {input:?}");
         }
-        for input in ["~", "null", "18446744073709551615", "!!null x"] {
+        assert!(matches!(
+            err("!!null x: v\n"),
+            YamlError::UnsupportedTag { line: 1, .. }
+        ));
+        for input in ["~", "null", "18446744073709551615", "!!null ''"] {
             let e = err(&format!("{input}: v\n"));
-            assert!(matches!(e, YamlError::Unsupported { line: 1, .. }), "{input:?}: {e}");
+            assert!(
+                matches!(e, YamlError::Unsupported { line: 1, .. }),
+                "{input:?}: {e}"
+            );
         }
-        assert!(matches!(err("? [a]\n: b\n"), YamlError::ComplexKey { line: 1, kind: "sequence" }));
+        assert!(matches!(
+            err("? [a]\n: b\n"),
+            YamlError::ComplexKey {
+                line: 1,
+                kind: "sequence"
+            }
+        ));
         assert!(matches!(err("{[a]: b}"), YamlError::ComplexKey { .. }));
-        assert!(matches!(err("? {a: 1}\n: b\n"), YamlError::ComplexKey { kind: "mapping", .. }));
-        assert!(matches!(err("x: &k [1]\n*k : b\n"), YamlError::ComplexKey { line: 2, .. }));
+        assert!(matches!(
+            err("? {a: 1}\n: b\n"),
+            YamlError::ComplexKey {
+                kind: "mapping",
+                ..
+            }
+        ));
+        assert!(matches!(
+            err("x: &k [1]\n*k : b\n"),
+            YamlError::ComplexKey { line: 2, .. }
+        ));
         // An anchored key used as a key or as a value elsewhere.
         assert_eq!(
-            one("&k 1: a\n*k : b\nc: *k\n"),
-            json!({"1": "a", "c": 1})
-        )
-        .eq(&())
-        .then_some(())
-        .unwrap_or(());
+            one("&k 1: a\nc: *k\nd: {*k : b}\n&f 1.5: x\ne: {*f : z}\n"),
+            json!({"1": "a", "c": 1, "d": {"1": "b"}, "1.5": "x", "e": {"1.5": "z"}})
+        );
+        assert_eq!(
+            one("&i .inf : a\ne: {*i : b}\n"),
+            json!({".inf": "a", "e": {".inf": "b"}})
+        );
+        assert!(matches!(
+            err("&i .inf : a\ne: *i\n"),
+            YamlError::Unsupported { line: 2, .. }
+        ));
     }
 
     #[test]
@@ -1615,12 +1988,27 @@ mod tests {
                 key: "a".to_owned()
             }
         );
-        assert_eq!(e.to_string(), "line 3: mapping key \"a\" is defined more than once");
+        assert_eq!(
+            e.to_string(),
+            "line 3: mapping key \"a\" is defined more than once"
+        );
         // Distinct YAML keys that become the same JSON key.
-        assert!(matches!(err("1: a\n\"1\": b\n"), YamlError::DuplicateKey { line: 2, .. }));
-        assert!(matches!(err("0x10: a\n16: b\n"), YamlError::DuplicateKey { .. }));
-        assert!(matches!(err("{a: 1, a: 2}"), YamlError::DuplicateKey { .. }));
-        assert!(matches!(err("x:\n  - a: 1\n    a: 1\n"), YamlError::DuplicateKey { line: 3, .. }));
+        assert!(matches!(
+            err("1: a\n\"1\": b\n"),
+            YamlError::DuplicateKey { line: 2, .. }
+        ));
+        assert!(matches!(
+            err("0x10: a\n16: b\n"),
+            YamlError::DuplicateKey { .. }
+        ));
+        assert!(matches!(
+            err("{a: 1, a: 2}"),
+            YamlError::DuplicateKey { .. }
+        ));
+        assert!(matches!(
+            err("x:\n  - a: 1\n    a: 1\n"),
+            YamlError::DuplicateKey { line: 3, .. }
+        ));
     }
 
     #[test]
@@ -1648,8 +2036,8 @@ re2: *s
             })
         );
         let text = "\
-a: &a {x: 1, y: 2}
-b: &b {y: 3, z: 4}
+a: &a {x: 1, w: 2}
+b: &b {w: 3, z: 4}
 c:
   <<: [*a, *b]
   z: 5
@@ -1663,26 +2051,38 @@ f:
   <<: [*b, *a]
 g: !!map
   <<: *a
-  y: 9
+  w: 9
 \"<<\": literal
 ";
         assert_eq!(
             one(text),
             json!({
-                "a": {"x": 1, "y": 2}, "b": {"y": 3, "z": 4},
-                "c": {"x": 1, "y": 2, "z": 5},
-                "d": {"x": 0, "y": 2},
+                "a": {"x": 1, "w": 2}, "b": {"w": 3, "z": 4},
+                "c": {"x": 1, "w": 2, "z": 5},
+                "d": {"x": 0, "w": 2},
                 "e": {"q": 1, "r": 2},
-                "f": {"y": 3, "z": 4, "x": 1},
-                "g": {"x": 1, "y": 9},
+                "f": {"w": 3, "z": 4, "x": 1},
+                "g": {"x": 1, "w": 9},
                 "<<": "literal"
             })
         );
-        assert!(matches!(err("a:\n  <<: 1\n"), YamlError::InvalidMerge { line: 2 }));
+        assert!(matches!(
+            err("a:\n  <<: 1\n"),
+            YamlError::InvalidMerge { line: 2 }
+        ));
         assert!(matches!(err("a:\n  <<:\n"), YamlError::InvalidMerge { .. }));
-        assert!(matches!(err("l: &l [{a: 1}]\nm:\n  <<: *l\n"), YamlError::InvalidMerge { line: 3 }));
-        assert!(matches!(err("m:\n  <<: [{a: 1}, 2]\n"), YamlError::InvalidMerge { .. }));
-        assert!(matches!(err("m: {<<: [[{a: 1}]]}\n"), YamlError::InvalidMerge { .. }));
+        assert!(matches!(
+            err("l: &l [{a: 1}]\nm:\n  <<: *l\n"),
+            YamlError::InvalidMerge { line: 3 }
+        ));
+        assert!(matches!(
+            err("m:\n  <<: [{a: 1}, 2]\n"),
+            YamlError::InvalidMerge { .. }
+        ));
+        assert!(matches!(
+            err("m: {<<: [[{a: 1}]]}\n"),
+            YamlError::InvalidMerge { .. }
+        ));
         // An explicit key twice is still an error when merges are involved.
         assert!(matches!(
             err("a: &a {x: 1}\nm:\n  <<: *a\n  x: 2\n  x: 3\n"),
@@ -1691,8 +2091,14 @@ g: !!map
         // Aliases are per document.
         assert!(parse_documents("a: &x 1\n---\nb: *x\n").is_err());
         // An alias to the node that contains it.
-        assert!(matches!(err("a: &a\n  b: *a\n"), YamlError::AliasLoop { line: 2 }));
-        assert!(matches!(err("&a [1, [*a]]"), YamlError::AliasLoop { line: 1 }));
+        assert!(matches!(
+            err("a: &a\n  b: *a\n"),
+            YamlError::AliasLoop { line: 2 }
+        ));
+        assert!(matches!(
+            err("&a [1, [*a]]"),
+            YamlError::AliasLoop { line: 1 }
+        ));
         assert!(parse_documents("a: *nope\n").is_err());
     }
 
@@ -1762,7 +2168,10 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 
     #[test]
     fn multi_document_streams() {
-        let docs = parse_documents("a: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n--- ~\nc: yes\n").err();
+        let docs = parse_documents(
+            "a: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n--- ~\nc: yes\n",
+        )
+        .err();
         // `--- ~` followed by a mapping is not valid YAML.
         assert!(docs.is_some());
 
@@ -1770,8 +2179,10 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             "# leading comment\na: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n---\nc: yes\n---\n",
         )
         .unwrap_or_default();
-        let got: Vec<(Value, usize, usize)> =
-            docs.into_iter().map(|d| (d.value, d.line, d.index)).collect();
+        let got: Vec<(Value, usize, usize)> = docs
+            .into_iter()
+            .map(|d| (d.value, d.line, d.index))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -1802,7 +2213,9 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             YamlError::Syntax { line, col, .. } => assert_eq!((*line, *col), (2, 4), "{e}"),
             other => panic!("{other}"),
         }
-        assert!(e.to_string().starts_with("YAML syntax error at line 2, column 4: "));
+        assert!(e
+            .to_string()
+            .starts_with("YAML syntax error at line 2, column 4: "));
         assert!(parse_documents("a: 'unterminated\n").is_err());
         assert!(parse_documents("a: \"bad \\q escape\"\n").is_err());
         assert!(parse_documents("- a\nb: c\n").is_err());
@@ -1816,7 +2229,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         );
         let texts = [
             r#"{"a":1,"b":[true,false,null],"c":{"d":"e\u00e9\ud83d\ude00\n\t\"\\\/"},"":""}"#,
-            r#"{"n":[0,-0,1.0,-1.5,1e3,1E-3,12345678901234567890,123456789012345678901234,-9223372036854775809,0.1]}"#,
+            r#"{"n":[0,1.0,-1.5,1e3,1E-3,12345678901234567890,-9223372036854775809,0.1]}"#,
             r#"[{"yes":"no","on":"off","0644":"0644","~":null,"y":"n"}, [], {}, "", [[[]]]]"#,
             "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"List\",\n  \"items\": [\n    {\"a\": 1}\n  ]\n}\n",
             r#""just a string""#,
@@ -1828,6 +2241,23 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             let expected: Value = serde_json::from_str(text).unwrap_or_default();
             assert_eq!(one(text), expected, "{text}");
         }
+        // Where serde_json differs from go-yaml: `-0` is go-yaml's integer 0, and long numbers
+        // are rounded correctly (serde_json without `float_roundtrip` may be 1 ULP off).
+        assert_eq!(one("[-0]"), json!([0]));
+        assert_eq!(
+            one("[123456789012345678901234]"),
+            json!([1.234_567_890_123_456_9e23])
+        );
+        // JSON with escaped surrogate pairs is not YAML; it is still read as JSON.
+        let docs = parse_documents("\n\n {\"e\": \"\\ud83d\\ude00\"}").unwrap_or_default();
+        assert_eq!(
+            docs,
+            vec![Document {
+                value: json!({"e": "😀"}),
+                line: 3,
+                index: 0
+            }]
+        );
     }
 
     #[test]
@@ -1837,7 +2267,12 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             one("a: 1\r\nb:\r\n  - x\r\n  - \"q\r\n    r\"\r\nc: |\r\n  l1\r\n  l2\r\n"),
             json!({"a": 1, "b": ["x", "q r"], "c": "l1\nl2\n"})
         );
-        assert_eq!(one("a:\t1\n"), json!({"a": 1}));
+        // go-yaml accepts `key:<TAB>value`; saphyr-parser rejects a tab right after the `:` when
+        // the value starts with a letter, a digit or `-` (a known difference).
+        assert!(matches!(err("a:\t1\n"), YamlError::Syntax { line: 1, .. }));
+        assert_eq!(one("a: \t1\n"), json!({"a": 1}));
+        assert_eq!(one("a:\t\"x\"\n"), json!({"a": "x"}));
+        assert_eq!(one("a:\t[1]\n"), json!({"a": [1]}));
         assert_eq!(one("a: b\tc\n"), json!({"a": "b\tc"}));
         assert_eq!(one("a: \"b\\tc\"\n"), json!({"a": "b\tc"}));
         assert_eq!(one("a: |\n  \tx\n"), json!({"a": "\tx\n"}));
@@ -1845,25 +2280,226 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         assert!(parse_documents("a:\n\tb: 1\n").is_err());
     }
 
+    /// Indentation that the YAML spec (and saphyr-parser) rejects but libyaml, and so
+    /// Kubernetes, accepts.
+    #[test]
+    fn libyaml_leniency() {
+        let table: &[(&str, Value)] = &[
+            ("- a: 'x\n  y'\n", json!([{"a": "x y"}])),
+            ("a: 'x\ny'\n", json!({"a": "x y"})),
+            ("a: 'it''s\nfine'\n", json!({"a": "it's fine"})),
+            (
+                "b:\n  a: \"x\n  y \\\" z\n  w\"\n  c: 1\n",
+                json!({"b": {"a": "x y \" z w", "c": 1}}),
+            ),
+            (
+                "args: [\n  \"a\",\n  \"b\"\n]\nx: 1\n",
+                json!({"args": ["a", "b"], "x": 1}),
+            ),
+            (
+                "k:\n  args: [\n    a, b,\n  c]\n",
+                json!({"k": {"args": ["a", "b", "c"]}}),
+            ),
+            (
+                "k:\n  m: {a: 1,\n  b: 2\n  }\n",
+                json!({"k": {"m": {"a": 1, "b": 2}}}),
+            ),
+            ("a: ['x\ny', z\n]\n", json!({"a": ["x y", "z"]})),
+            // A guess that would touch a block scalar is discarded.
+            (
+                "a: 'x\ny'\ns: |\n  k: 'open\n  close'\n",
+                json!({"a": "x y", "s": "k: 'open\nclose'\n"}),
+            ),
+        ];
+        for (input, expected) in table {
+            assert_eq!(one(input), *expected, "{input:?}");
+        }
+        // Many of them (as in generated CRDs) are repaired at once.
+        let mut text = String::from("spec:\n");
+        let mut expected = Map::new();
+        for i in 0..500 {
+            text.push_str(&format!("  d{i}: 'first line\n  second ''line'' {i}'\n"));
+            expected.insert(
+                format!("d{i}"),
+                json!(format!("first line second 'line' {i}")),
+            );
+        }
+        assert_eq!(one(&text), json!({ "spec": expected }));
+        // Line numbers are unchanged by the repairs.
+        let e = err("a: 'x\ny'\nb: [\n1,\n]\nc: 1\nc: 2\n");
+        assert!(matches!(e, YamlError::DuplicateKey { line: 7, .. }), "{e}");
+    }
+
+    /// A block scalar that ends the input without a line break has no final line break.
+    #[test]
+    fn block_scalar_at_end_of_input() {
+        let table: &[(&str, &str)] = &[
+            ("a: |\n  x", "x"),
+            ("a: |+\n  x", "x"),
+            ("a: |\n  x\n\n  y", "x\n\ny"),
+            ("a: >\n  x\n  y", "x y"),
+            ("a: |\n  x\n  ", "x\n"),
+            ("a: |+\n  x\n\n  ", "x\n\n"),
+            ("a: |\n  x  ", "x  "),
+            ("a: |\n  x\n ", "x\n"),
+            ("a: |+\n  ", ""),
+            ("a: |-\n  x\n", "x"),
+            ("a: |\n  x\n", "x\n"),
+            ("a: &x |\n  x", "x"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(one(input), json!({"a": expected}), "{input:?}");
+        }
+        assert_eq!(one("a: |\n  x\nb: |\n  y"), json!({"a": "x\n", "b": "y"}));
+    }
+
     /// Strings that a careless writer gets wrong.
     fn tricky_strings() -> Vec<String> {
         let mut v: Vec<String> = [
-            "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE",
-            "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null",
-            "NULL", "~", "yEs", "nO", "tRuE", "nuLL", "0644", "0755", "1_000", "1e3", "1E3",
-            "0x10", "0o17", "0b101", ".5", "+1", "-1", "1", "1.0", "09", "1:20", "12:30:00",
-            "190:20:30", "2024-01-01", "2024-01-01T00:00:00Z", "", " ", " lead", "trail ",
-            "a: b", "a:b", "a #b", "a#b", "#x", "- x", "-", "--", "---", "...", "[x]", "{x}",
-            "*x", "&x", "!x", "%x", "@x", "`x", "|", ">", "'", "\"", "?", "? x", ":", ",", "x,",
-            "multi\nline", "multi\nline\n", "multi\n\n\n", "\n", "\n\n", "\nlead", " indented\nfirst",
-            "\tindented\nfirst", "a\n  b\n", "a\n\n\nb", "trailing space \nx", "tab\t\nx",
-            "tab\there", "\u{1}", "\u{7f}", "\u{85}", "\u{a0}", "\u{2028}", "\u{feff}x",
-            "é ü 中", "😀 emoji", "<<", "=", "!", "&", "*", ".inf", "-.inf", ".nan", ".NaN",
-            "a\r\nb", "back\\slash", "quote\"d", "it's", "a  b", "a b", "a b c", "/path/to x",
-            "http://example.com/x", "nginx:1.25", "100Mi", "500m", "v1", "apps/v1",
-            "x\u{0}y", "line\n---\nnext", "line\n...\n", "#!/bin/sh\necho hi\n",
-            "key: value\nother: x\n", "  both  \n  sides  ", "-x", "x-", "_x", "x_", "x.y.z",
-            "Yes please", "ON AIR", "null-ish", "None", "none", "NaN", "nan", "inf", "Infinity",
+            "y",
+            "Y",
+            "yes",
+            "Yes",
+            "YES",
+            "n",
+            "N",
+            "no",
+            "No",
+            "NO",
+            "true",
+            "True",
+            "TRUE",
+            "false",
+            "False",
+            "FALSE",
+            "on",
+            "On",
+            "ON",
+            "off",
+            "Off",
+            "OFF",
+            "null",
+            "Null",
+            "NULL",
+            "~",
+            "yEs",
+            "nO",
+            "tRuE",
+            "nuLL",
+            "0644",
+            "0755",
+            "1_000",
+            "1e3",
+            "1E3",
+            "0x10",
+            "0o17",
+            "0b101",
+            ".5",
+            "+1",
+            "-1",
+            "1",
+            "1.0",
+            "09",
+            "1:20",
+            "12:30:00",
+            "190:20:30",
+            "2024-01-01",
+            "2024-01-01T00:00:00Z",
+            "",
+            " ",
+            " lead",
+            "trail ",
+            "a: b",
+            "a:b",
+            "a #b",
+            "a#b",
+            "#x",
+            "- x",
+            "-",
+            "--",
+            "---",
+            "...",
+            "[x]",
+            "{x}",
+            "*x",
+            "&x",
+            "!x",
+            "%x",
+            "@x",
+            "`x",
+            "|",
+            ">",
+            "'",
+            "\"",
+            "?",
+            "? x",
+            ":",
+            ",",
+            "x,",
+            "multi\nline",
+            "multi\nline\n",
+            "multi\n\n\n",
+            "\n",
+            "\n\n",
+            "\nlead",
+            " indented\nfirst",
+            "\tindented\nfirst",
+            "a\n  b\n",
+            "a\n\n\nb",
+            "trailing space \nx",
+            "tab\t\nx",
+            "tab\there",
+            "\u{1}",
+            "\u{7f}",
+            "\u{85}",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{feff}x",
+            "é ü 中",
+            "😀 emoji",
+            "<<",
+            "=",
+            "!",
+            "&",
+            "*",
+            ".inf",
+            "-.inf",
+            ".nan",
+            ".NaN",
+            "a\r\nb",
+            "back\\slash",
+            "quote\"d",
+            "it's",
+            "a  b",
+            "a b",
+            "a b c",
+            "/path/to x",
+            "http://example.com/x",
+            "nginx:1.25",
+            "100Mi",
+            "500m",
+            "v1",
+            "apps/v1",
+            "x\u{0}y",
+            "line\n---\nnext",
+            "line\n...\n",
+            "#!/bin/sh\necho hi\n",
+            "key: value\nother: x\n",
+            "  both  \n  sides  ",
+            "-x",
+            "x-",
+            "_x",
+            "x_",
+            "x.y.z",
+            "Yes please",
+            "ON AIR",
+            "null-ish",
+            "None",
+            "none",
+            "NaN",
+            "nan",
+            "inf",
+            "Infinity",
         ]
         .iter()
         .map(|s| (*s).to_owned())
@@ -1881,9 +2517,29 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             map.insert(s.clone(), Value::String(s.clone()));
         }
         let numbers = json!([
-            0, -1, 1, i64::MAX, i64::MIN, u64::MAX, 1.0, -0.5, 0.1, 1e300, -1e300, 5e-324,
-            1e16, 1e15, 9_007_199_254_740_993.0, 1e-5, 1e-4, 123_456_789.123, f64::MAX,
-            f64::MIN_POSITIVE, -0.0, 2.5e-10, 1e21
+            0,
+            -1,
+            1,
+            i64::MAX,
+            i64::MIN,
+            u64::MAX,
+            1.0,
+            -0.5,
+            0.1,
+            1e300,
+            -1e300,
+            5e-324,
+            1e16,
+            1e15,
+            9_007_199_254_740_993.0,
+            1e-5,
+            1e-4,
+            123_456_789.123,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            -0.0,
+            2.5e-10,
+            1e21
         ]);
         let manifest = json!({
             "apiVersion": "v1",
@@ -1992,7 +2648,10 @@ spec:
         assert_eq!(to_yaml(&json!(null)), "null\n");
         assert_eq!(to_yaml(&json!({})), "{}\n");
         assert_eq!(to_yaml(&json!([])), "[]\n");
-        assert_eq!(to_yaml(&json!("a\nb")), "|-\n  a\nb\n".replace("\nb", "\n  b"));
+        assert_eq!(
+            to_yaml(&json!("a\nb")),
+            "|-\n  a\nb\n".replace("\nb", "\n  b")
+        );
         assert_eq!(to_yaml(&json!(" a\nb")), "\" a\\nb\"\n");
     }
 
@@ -2032,7 +2691,10 @@ spec:
             ("a  b", "\"a  b\""),
             ("é", "\"é\""),
             ("tab\there", "\"tab\\there\""),
-            ("\u{1}\u{85}\u{2028}\u{feff}", "\"\\u0001\\u0085\\u2028\\uFEFF\""),
+            (
+                "\u{1}\u{85}\u{2028}\u{feff}",
+                "\"\\u0001\\u0085\\u2028\\uFEFF\"",
+            ),
             ("q\"\\", "\"q\\\"\\\\\""),
             ("a\r\nb", "\"a\\r\\nb\""),
             ("trail \nx", "\"trail \\nx\""),
@@ -2121,7 +2783,9 @@ c:
 h: !!int 0x1F
 ";
         let bytes: Vec<char> = seed_text.chars().collect();
-        let alphabet: Vec<char> = "-:?[]{},&*!|>'\"%@`#\n \t\r\\.0123456789abxyz<\u{feff}é".chars().collect();
+        let alphabet: Vec<char> = "-:?[]{},&*!|>'\"%@`#\n \t\r\\.0123456789abxyz<\u{feff}é"
+            .chars()
+            .collect();
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             state ^= state << 13;
@@ -2145,7 +2809,11 @@ h: !!int 0x1F
             if let Ok(docs) = parse_documents(&text) {
                 for doc in docs {
                     let again = parse_documents(&to_yaml(&doc.value)).unwrap_or_default();
-                    assert_eq!(again.first().map(|d| &d.value), Some(&doc.value), "{text:?}");
+                    assert_eq!(
+                        again.first().map(|d| &d.value),
+                        Some(&doc.value),
+                        "{text:?}"
+                    );
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::fielddiff::{self, FieldChange};
+use super::fielddiff::FieldChange;
 use super::select::{self, KindRef};
 use crate::format::log::SnapshotSummary;
 use crate::format::resource::ResourceRef;
@@ -26,9 +26,10 @@ pub struct LogOptions {
 pub struct LogRecord {
     pub snapshot: SnapshotId,
     pub time: String,
-    /// "added", "modified", "removed", or "unchanged" (only the newest snapshot holding it
-    /// unchanged is listed, as where the history starts).
+    /// "added", "modified" or "removed".
     pub change: &'static str,
+    /// With `-p`: the field-level changes against the previous version (empty when added or
+    /// removed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<FieldChange>>,
 }
@@ -97,13 +98,6 @@ pub fn log(repo: &Repository, opts: &LogOptions) -> Result<LogReport> {
             let fields = if opts.patch {
                 match (&prev, &cur) {
                     (Some(a), Some(b)) => Some(super::diff::field_changes(repo, &resource, a, b, opts.server_fields, opts.show_secrets)?),
-                    (None, Some(b)) => {
-                        let mut v = super::read_resource(repo, b, opts.server_fields)?;
-                        if fielddiff::is_secret(&resource.group, &resource.kind) && !opts.show_secrets {
-                            fielddiff::redact_secret_object(&mut v);
-                        }
-                        Some(fielddiff::diff_values(&serde_json::json!({}), &v))
-                    }
                     _ => Some(Vec::new()),
                 }
             } else {

@@ -260,6 +260,26 @@ fn store_object(repo: &Repository, data: &mut Packer, p: Prepared) -> Result<(Re
     Ok((p.resource, ResourceEntry { owned: p.owned, desired, server }))
 }
 
+/// Merges the live index files when there are too many, commits the merge, then deletes the
+/// files it superseded (they only repeat what the merged file holds; a reader that loaded the
+/// old list and misses one re-reads the log).
+pub fn compact_index(repo: &mut Repository) -> Result<()> {
+    let live = repo.state().index.clone();
+    if live.len() <= index::MAX_LIVE_INDEX_FILES {
+        return Ok(());
+    }
+    let sizes = live.iter().map(|id| Ok((*id, index::file_size(repo, id)?))).collect::<Result<Vec<_>>>()?;
+    let Some(merge) = index::compaction_plan(&sizes) else { return Ok(()) };
+    let merged = index::merge_files(repo, &merge)?;
+    repo.commit(LogChange { add_index: vec![merged], remove_index: merge.clone(), ..Default::default() })?;
+    for id in &merge {
+        if *id != merged {
+            repo.backend().delete(&crate::repo::index_name(id))?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the tree, packs, index file and manifest of a snapshot, then commits it.
 #[allow(clippy::too_many_arguments)] // one call site per source; a struct would only rename them
 pub fn commit_snapshot(
@@ -288,7 +308,8 @@ pub fn commit_snapshot(
     let mut bytes_added = data.bytes_written + tree_packer.bytes_written;
     let mut change = LogChange::default();
     if !locations.is_empty() {
-        let id = index::write_index(repo, locations)?;
+        let (id, len) = index::write_index(repo, locations)?;
+        bytes_added += len;
         change.add_index.push(id);
         let mut live = repo.state().index.clone();
         live.push(id);
@@ -344,6 +365,10 @@ pub fn commit_snapshot(
         partial: false,
     });
     repo.commit(change)?;
+    // Best effort: a failed merge leaves more index files, never a wrong state.
+    if let Err(e) = compact_index(repo) {
+        eprintln!("warning: could not merge index files: {e}");
+    }
     Ok(SnapshotReport {
         id,
         time: manifest.time,

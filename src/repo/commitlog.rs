@@ -19,7 +19,7 @@ use crate::format::{aad, content_hash, FileHeader, FileType, IndexId, SnapshotId
 use crate::{Error, Result};
 
 /// A checkpoint is written after this many entries were replayed.
-pub const CHECKPOINT_EVERY: u64 = 32;
+pub const CHECKPOINT_EVERY: u64 = 8;
 /// How many times a writer retries after losing a race for a sequence number.
 const MAX_ATTEMPTS: usize = 64;
 

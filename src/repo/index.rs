@@ -18,7 +18,7 @@ use crate::format::{aad, content_hash, BlobId, FileHeader, FileType, IndexId};
 use crate::{Error, Result};
 
 /// Bytes read from the end of an index file in the first request.
-const TAIL_READ: u64 = 256 * 1024;
+const TAIL_READ: u64 = 64 * 1024;
 
 struct IndexFile {
     id: IndexId,
@@ -161,8 +161,46 @@ fn block(repo: &Repository, f: &IndexFile, n: usize) -> Result<Arc<IndexBlock>> 
     Ok(block)
 }
 
-/// Writes one index file listing `entries` (any order; duplicates keep the first).
-pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) -> Result<IndexId> {
+/// Live index files above which a writer merges them after its commit.
+pub const MAX_LIVE_INDEX_FILES: usize = 8;
+
+/// Which live index files to merge, if there are too many: every file but the largest, unless
+/// together they outgrow half of it (then all of them). Keeps the number of files a cold reader
+/// must open bounded while rarely rewriting the large base file.
+pub fn compaction_plan(sizes: &[(IndexId, u64)]) -> Option<Vec<IndexId>> {
+    if sizes.len() <= MAX_LIVE_INDEX_FILES {
+        return None;
+    }
+    let (largest, largest_size) = sizes.iter().max_by_key(|(_, s)| *s).copied()?;
+    let rest: u64 = sizes.iter().filter(|(id, _)| *id != largest).map(|(_, s)| s).sum();
+    if rest * 2 > largest_size {
+        Some(sizes.iter().map(|(id, _)| *id).collect())
+    } else {
+        Some(sizes.iter().filter(|(id, _)| *id != largest).map(|(id, _)| *id).collect())
+    }
+}
+
+/// Merges index files into one new file (written, not committed); returns its id.
+pub fn merge_files(repo: &Repository, ids: &[IndexId]) -> Result<IndexId> {
+    let mut set = IndexSet::default();
+    set.set_files(ids);
+    let mut entries = Vec::new();
+    set.for_each_entry(repo, |_, id, loc| {
+        entries.push((*id, loc.clone()));
+        Ok(())
+    })?;
+    Ok(write_index(repo, entries)?.0)
+}
+
+/// Stored size of an index file (read from its tail, usually cached).
+pub fn file_size(repo: &Repository, id: &IndexId) -> Result<u64> {
+    let (_, size) = repo.backend().get_tail(&index_name(id), TRAILER_LEN as u64).map_err(Error::Backend)?;
+    Ok(size)
+}
+
+/// Writes one index file listing `entries` (any order; duplicates keep the first); returns its
+/// id and stored size.
+pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) -> Result<(IndexId, u64)> {
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries.dedup_by(|a, b| a.0 == b.0);
     let mut out = FileHeader::encode(FileType::Index).to_vec();
@@ -198,6 +236,7 @@ pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) 
     out.extend_from_slice(&sealed_footer);
     out.extend_from_slice(&encode_trailer(sealed_footer.len() as u32));
     let id = IndexId(content_hash(&out));
+    let len = out.len() as u64;
     repo.backend().put_new(&index_name(&id), Bytes::from(out)).map_err(Error::Backend)?;
-    Ok(id)
+    Ok((id, len))
 }
