@@ -310,8 +310,13 @@ fn backend(g: &Global) -> Result<Arc<dyn kubesnap::backend::Backend>> {
 }
 
 fn open(g: &Global) -> Result<Repository> {
+    open_with(g, g.no_cache)
+}
+
+/// `check` reads the store itself, never the cache's copies.
+fn open_with(g: &Global, no_cache: bool) -> Result<Repository> {
     let password = read_password(g)?;
-    let opts = OpenOptions { cache_dir: g.cache_dir.clone(), no_cache: g.no_cache };
+    let opts = OpenOptions { cache_dir: g.cache_dir.clone(), no_cache };
     Ok(Repository::open(backend(g)?, &password, &opts)?)
 }
 
@@ -510,7 +515,7 @@ pub fn try_main() -> Result<i32> {
             }
         }
         Command::Check(a) => {
-            let repo = open(g)?;
+            let repo = open_with(g, true)?;
             let r = ops::check::check(&repo, &ops::check::CheckOptions { read_data: a.read_data }, &progress)?;
             if g.json {
                 print_json(&r)?;

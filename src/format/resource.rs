@@ -61,7 +61,7 @@ pub enum IdentityError {
     GenerateNameOnly,
     #[error("no metadata.name")]
     NoName,
-    #[error("metadata.namespace is not a string")]
+    #[error("metadata.namespace is not a string (YAML as Kubernetes reads it makes a bare n, no, y, yes, on, off a boolean: quote it)")]
     BadNamespace,
 }
 

@@ -1,0 +1,133 @@
+//! The backend conformance suite: plain functions over the `Backend` trait, run against every
+//! backend and decorator.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kubesnap::backend::{Backend, BackendError, CountingBackend, Created, ObjectStoreBackend};
+use kubesnap::cache::CachedBackend;
+
+fn put_get_and_create_only(b: &dyn Backend) {
+    assert_eq!(b.put_new("data/ab/x1", Bytes::from_static(b"hello world")).unwrap(), Created::New);
+    assert_eq!(b.put_new("data/ab/x1", Bytes::from_static(b"other")).unwrap(), Created::AlreadyExists);
+    assert_eq!(&b.get("data/ab/x1").unwrap()[..], b"hello world", "a losing create changes nothing");
+    assert!(matches!(b.get("data/ab/missing"), Err(BackendError::NotFound(_))));
+}
+
+fn ranges_and_tails(b: &dyn Backend) {
+    b.put_new("index/r1", Bytes::from_static(b"0123456789")).unwrap();
+    assert_eq!(&b.get_range("index/r1", 2..5).unwrap()[..], b"234");
+    assert_eq!(&b.get_range("index/r1", 0..10).unwrap()[..], b"0123456789");
+    assert!(b.get_range("index/r1", 8..20).is_err(), "a read past the end is an error, not a short read");
+    let (tail, size) = b.get_tail("index/r1", 3).unwrap();
+    assert_eq!((&tail[..], size), (&b"789"[..], 10));
+    let (tail, size) = b.get_tail("index/r1", 100).unwrap();
+    assert_eq!((&tail[..], size), (&b"0123456789"[..], 10));
+    assert!(matches!(b.get_tail("index/none", 3), Err(BackendError::NotFound(_))));
+}
+
+fn listing(b: &dyn Backend) {
+    for n in ["log/00000000000000000003", "log/00000000000000000001", "log/00000000000000000002", "logx/not-this"] {
+        b.put_new(n, Bytes::from(n.as_bytes().to_vec())).unwrap();
+    }
+    let all: Vec<String> = b.list("log/", None).unwrap().into_iter().map(|o| o.name).collect();
+    assert_eq!(all, vec!["log/00000000000000000001", "log/00000000000000000002", "log/00000000000000000003"]);
+    let after: Vec<String> = b.list("log/", Some("log/00000000000000000001")).unwrap().into_iter().map(|o| o.name).collect();
+    assert_eq!(after, vec!["log/00000000000000000002", "log/00000000000000000003"]);
+    let sizes: Vec<u64> = b.list("log/", None).unwrap().into_iter().map(|o| o.size).collect();
+    assert_eq!(sizes, vec![24, 24, 24]);
+    assert!(b.list("nothing/", None).unwrap().is_empty());
+}
+
+fn deletion(b: &dyn Backend) {
+    b.put_new("snapshots/d1", Bytes::from_static(b"x")).unwrap();
+    b.delete("snapshots/d1").unwrap();
+    assert!(matches!(b.get("snapshots/d1"), Err(BackendError::NotFound(_))));
+    b.delete("snapshots/d1").unwrap();
+    assert_eq!(b.put_new("snapshots/d1", Bytes::from_static(b"y")).unwrap(), Created::New, "a deleted name can be created again");
+    assert_eq!(&b.get("snapshots/d1").unwrap()[..], b"y");
+}
+
+fn racing_creates(b: Arc<dyn Backend>) {
+    for round in 0..5 {
+        let name = format!("log/race{round}");
+        let winners: usize = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let b = b.clone();
+                    let name = name.clone();
+                    s.spawn(move || b.put_new(&name, Bytes::from(vec![i; 64])).unwrap() == Created::New)
+                })
+                .collect();
+            hs.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(winners, 1, "exactly one of 8 concurrent creates wins");
+    }
+}
+
+fn awkward_sizes(b: &dyn Backend) {
+    b.put_new("data/zz/empty", Bytes::new()).unwrap();
+    assert_eq!(b.get("data/zz/empty").unwrap().len(), 0);
+    let big = Bytes::from((0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    b.put_new("data/zz/big", big.clone()).unwrap();
+    assert_eq!(b.get("data/zz/big").unwrap(), big);
+    assert_eq!(b.get_range("data/zz/big", 4_999_990..5_000_000).unwrap(), big.slice(4_999_990..));
+}
+
+fn suite(make: &dyn Fn() -> Arc<dyn Backend>) {
+    put_get_and_create_only(make().as_ref());
+    ranges_and_tails(make().as_ref());
+    listing(make().as_ref());
+    deletion(make().as_ref());
+    racing_creates(make());
+    awkward_sizes(make().as_ref());
+}
+
+#[test]
+fn memory() {
+    suite(&|| Arc::new(ObjectStoreBackend::memory()));
+}
+
+#[test]
+fn local_folder() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    suite(&|| {
+        let d = tempfile::tempdir().unwrap();
+        let b = Arc::new(ObjectStoreBackend::local(d.path()).unwrap());
+        dirs.lock().unwrap().push(d);
+        b
+    });
+}
+
+#[test]
+fn cache_decorator() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    suite(&|| {
+        let d = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::local(&d.path().join("repo")).unwrap());
+        let b = Arc::new(CachedBackend::open(inner, &d.path().join("cache"), "repo-id").unwrap());
+        dirs.lock().unwrap().push(d);
+        b
+    });
+}
+
+#[test]
+fn counting_decorator() {
+    suite(&|| Arc::new(CountingBackend::new(Arc::new(ObjectStoreBackend::memory()))));
+}
+
+#[test]
+fn the_cache_serves_immutable_files_without_the_store() {
+    let d = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::local(&d.path().join("repo")).unwrap());
+    let counting = Arc::new(CountingBackend::new(store));
+    let cached = CachedBackend::open(counting.clone(), &d.path().join("cache"), "id").unwrap();
+    cached.put_new("index/a", Bytes::from_static(b"abc")).unwrap();
+    for _ in 0..3 {
+        assert_eq!(&cached.get("index/a").unwrap()[..], b"abc");
+    }
+    assert_eq!(counting.counts().0, 0, "served from the cache");
+    cached.put_new("config", Bytes::from_static(b"c")).unwrap();
+    cached.get("config").unwrap();
+    assert_eq!(counting.counts().0, 1, "mutable-named files always go to the store");
+}
