@@ -9,7 +9,7 @@ use crate::format::config::Chunking;
 /// Splits `data` into chunk ranges; a part at or under the threshold is one range.
 pub fn chunk_ranges(data: &[u8], params: &Chunking, seed: u64) -> Vec<std::ops::Range<usize>> {
     if data.len() <= params.threshold as usize {
-        return vec![0..data.len()];
+        return std::iter::once(0..data.len()).collect();
     }
     fastcdc::v2020::FastCDC::with_level_and_seed(
         data,

@@ -345,7 +345,11 @@ pub fn try_main() -> Result<i32> {
             let kdf = KdfParams { m_cost: a.kdf_memory, t_cost: a.kdf_iterations, p_cost: a.kdf_parallelism };
             let be = backend(g)?;
             let location = be.location();
-            let id = ops::init::init(be, &password, &ops::init::InitOptions { kdf, zstd_level: a.zstd_level, frame_target: a.frame_target })?;
+            let id = ops::init::init(
+                be,
+                &password,
+                &ops::init::InitOptions { kdf, zstd_level: a.zstd_level, frame_target: a.frame_target },
+            )?;
             if g.json {
                 print_json(&serde_json::json!({"id": id, "location": location}))?;
             } else {
@@ -370,20 +374,38 @@ pub fn try_main() -> Result<i32> {
                 if !g.quiet {
                     eprintln!(
                         "snapshot {} of {} at {}: {} objects, +{} -{} ~{}, {} bytes added",
-                        r.id.short(), r.cluster, r.time, r.objects, r.added, r.removed, r.modified, r.bytes_added
+                        r.id.short(),
+                        r.cluster,
+                        r.time,
+                        r.objects,
+                        r.added,
+                        r.removed,
+                        r.modified,
+                        r.bytes_added
                     );
                 }
             }
         }
         Command::Snapshots(SnapshotsCommand::List { cluster, tags }) => {
             let repo = open(g)?;
-            let list = ops::snapshots::list(&repo, &ops::snapshots::ListOptions { cluster: cluster.clone(), tags: tags.clone() });
+            let list = ops::snapshots::list(
+                &repo,
+                &ops::snapshots::ListOptions { cluster: cluster.clone(), tags: tags.clone() },
+            );
             if g.json {
                 print_json(&list)?;
             } else {
                 writeln!(out, "{:<10} {:<22} {:<20} {:>8}  tags", "id", "time", "cluster", "objects")?;
                 for s in list {
-                    writeln!(out, "{:<10} {:<22} {:<20} {:>8}  {}", s.id.short(), s.time, s.cluster, s.objects, s.tags.join(","))?;
+                    writeln!(
+                        out,
+                        "{:<10} {:<22} {:<20} {:>8}  {}",
+                        s.id.short(),
+                        s.time,
+                        s.cluster,
+                        s.objects,
+                        s.tags.join(",")
+                    )?;
                 }
             }
         }
@@ -400,15 +422,33 @@ pub fn try_main() -> Result<i32> {
                 writeln!(out, "cluster   {}", m.cluster)?;
                 writeln!(out, "tags      {}", m.tags.join(", "))?;
                 writeln!(out, "source    {} {}", m.source.kind, m.source.name)?;
-                writeln!(out, "objects   {} ({} bytes desired state, {} bytes server fields)", m.objects, m.desired_bytes, m.server_bytes)?;
-                writeln!(out, "changes   +{} -{} ~{} against {}", m.counts.added, m.counts.removed, m.counts.modified, m.parent.map(|p| p.short()).unwrap_or_else(|| "nothing".into()))?;
+                writeln!(
+                    out,
+                    "objects   {} ({} bytes desired state, {} bytes server fields)",
+                    m.objects, m.desired_bytes, m.server_bytes
+                )?;
+                writeln!(
+                    out,
+                    "changes   +{} -{} ~{} against {}",
+                    m.counts.added,
+                    m.counts.removed,
+                    m.counts.modified,
+                    m.parent.map(|p| p.short()).unwrap_or_else(|| "nothing".into())
+                )?;
                 writeln!(out, "added     {} bytes", m.counts.bytes_added)?;
                 writeln!(out, "program   {} on {}", m.program, m.hostname)?;
                 if !m.types.is_empty() {
                     writeln!(out, "types     {} custom resource types", m.types.len())?;
                 }
                 for s in &m.skipped {
-                    writeln!(out, "skipped   {}.{}: {}{}", s.kind, s.group, s.reason, if s.partial { " (partial)" } else { "" })?;
+                    writeln!(
+                        out,
+                        "skipped   {}.{}: {}{}",
+                        s.kind,
+                        s.group,
+                        s.reason,
+                        if s.partial { " (partial)" } else { "" }
+                    )?;
                 }
             }
         }
@@ -433,7 +473,12 @@ pub fn try_main() -> Result<i32> {
             let sb = select::snapshot(&repo, &a.b, a.scope.cluster.as_deref())?;
             let m = repo.load_manifest(&sb.id)?;
             let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
-            let opts = ops::diff::DiffOptions { filter, server_fields: a.server_fields, patch: a.patch, show_secrets: a.show_secrets };
+            let opts = ops::diff::DiffOptions {
+                filter,
+                server_fields: a.server_fields,
+                patch: a.patch,
+                show_secrets: a.show_secrets,
+            };
             let r = ops::diff::diff(&repo, &sa.id, &sb.id, &opts)?;
             io_stats(g, &repo);
             if g.json {
@@ -494,7 +539,11 @@ pub fn try_main() -> Result<i32> {
             let (snap, resources) = match &a.at {
                 Some(t) => (select::at(&repo, parse_time(t)?, a.scope.cluster.as_deref())?, a.args.clone()),
                 None => {
-                    let Some((first, rest)) = a.args.split_first() else { bail!(kubesnap::Error::Usage("name a snapshot (an id, latest, latest~N) or give --at TIME".into())) };
+                    let Some((first, rest)) = a.args.split_first() else {
+                        bail!(kubesnap::Error::Usage(
+                            "name a snapshot (an id, latest, latest~N) or give --at TIME".into()
+                        ))
+                    };
                     (select::snapshot(&repo, first, a.scope.cluster.as_deref())?, rest.to_vec())
                 }
             };
@@ -530,7 +579,10 @@ pub fn try_main() -> Result<i32> {
                     out,
                     "{}: {} snapshots, {} index files, {} packs, {} blobs{}",
                     if r.ok() { "no errors" } else { "repository is corrupt" },
-                    r.snapshots, r.index_files, r.packs, r.blobs,
+                    r.snapshots,
+                    r.index_files,
+                    r.packs,
+                    r.blobs,
                     if a.read_data { ", all data read" } else { "" }
                 )?;
             }

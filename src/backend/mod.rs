@@ -89,17 +89,15 @@ impl ObjectStoreBackend {
     /// A store kept in memory, for tests.
     pub fn memory() -> Self {
         // Building a runtime fails only when the OS refuses threads; tests may panic then.
-        Self::new(Arc::new(object_store::memory::InMemory::new()), "memory:".into())
-            .unwrap_or_else(|e| panic!("{e}"))
+        Self::new(Arc::new(object_store::memory::InMemory::new()), "memory:".into()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A folder on a local filesystem (created if missing).
     pub fn local(path: &std::path::Path) -> Result<Self, BackendError> {
         std::fs::create_dir_all(path)
             .map_err(|e| BackendError::Config(format!("cannot create {}: {e}", path.display())))?;
-        let abs = path
-            .canonicalize()
-            .map_err(|e| BackendError::Config(format!("cannot open {}: {e}", path.display())))?;
+        let abs =
+            path.canonicalize().map_err(|e| BackendError::Config(format!("cannot open {}: {e}", path.display())))?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&abs)
             .map_err(|e| BackendError::Config(format!("cannot open {}: {e}", abs.display())))?
             .with_automatic_cleanup(true);
@@ -147,10 +145,7 @@ impl Backend for ObjectStoreBackend {
     fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes, BackendError> {
         let path = StorePath::from(name);
         let want = range.end.saturating_sub(range.start);
-        let b = self
-            .runtime
-            .block_on(self.store.get_range(&path, range.clone()))
-            .map_err(|e| self.map(name, e))?;
+        let b = self.runtime.block_on(self.store.get_range(&path, range.clone())).map_err(|e| self.map(name, e))?;
         if b.len() as u64 != want {
             return Err(BackendError::Other {
                 name: name.to_owned(),

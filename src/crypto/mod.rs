@@ -173,8 +173,8 @@ impl Default for KdfParams {
 
 /// Derives the key-wrapping key from a password.
 pub fn password_key(password: &[u8], salt: &[u8], p: KdfParams) -> Result<[u8; 32], CryptoError> {
-    let params = argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32))
-        .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+    let params =
+        argon2::Params::new(p.m_cost, p.t_cost, p.p_cost, Some(32)).map_err(|e| CryptoError::Kdf(e.to_string()))?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = [0u8; 32];
     argon.hash_password_into(password, salt, &mut out).map_err(|e| CryptoError::Kdf(e.to_string()))?;

@@ -90,8 +90,7 @@ impl Config {
 
     /// Decodes and checks that this implementation may use the repository.
     pub fn decode(bytes: &[u8]) -> Result<(Config, Access), FormatError> {
-        let c: Config =
-            serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("config: {e}")))?;
+        let c: Config = serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("config: {e}")))?;
         if c.version != 1 {
             return Err(FormatError::UnsupportedVersion { found: c.version.min(255) as u8, supported: 1 });
         }

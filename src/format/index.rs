@@ -99,8 +99,14 @@ impl IndexBlock {
             let pack = PackId(r.id()?);
             let pack_kind = PackKind::from_u8(r.u8()?).ok_or_else(|| r.err("unknown pack kind"))?;
             let offset = r.varint()?;
-            let sealed_length = { let v = r.varint()?; small(&r, v)? };
-            let raw_length = { let v = r.varint()?; small(&r, v)? };
+            let sealed_length = {
+                let v = r.varint()?;
+                small(&r, v)?
+            };
+            let raw_length = {
+                let v = r.varint()?;
+                small(&r, v)?
+            };
             let compression = Compression::from_u8(r.u8()?).ok_or_else(|| r.err("unknown compression"))?;
             let frame_id = FrameId(r.id()?);
             frames.push(IndexFrame { pack, pack_kind, offset, sealed_length, raw_length, compression, frame_id });
@@ -109,13 +115,22 @@ impl IndexBlock {
         let mut entries: Vec<IndexEntry> = Vec::with_capacity(ne);
         for _ in 0..ne {
             let id = BlobId(r.id16()?);
-            let frame = { let v = r.varint()?; small(&r, v)? };
+            let frame = {
+                let v = r.varint()?;
+                small(&r, v)?
+            };
             if frame as usize >= frames.len() {
                 return Err(r.err("entry points at a frame the block does not have"));
             }
             let blob_type = BlobType::from_u8(r.u8()?).ok_or_else(|| r.err("unknown blob type"))?;
-            let raw_offset = { let v = r.varint()?; small(&r, v)? };
-            let raw_length = { let v = r.varint()?; small(&r, v)? };
+            let raw_offset = {
+                let v = r.varint()?;
+                small(&r, v)?
+            };
+            let raw_length = {
+                let v = r.varint()?;
+                small(&r, v)?
+            };
             if u64::from(raw_offset) + u64::from(raw_length) > u64::from(frames[frame as usize].raw_length) {
                 return Err(r.err("entry extends past the end of its frame"));
             }

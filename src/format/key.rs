@@ -38,8 +38,7 @@ impl KeyFile {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<KeyFile, FormatError> {
-        let k: KeyFile =
-            serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("key file: {e}")))?;
+        let k: KeyFile = serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("key file: {e}")))?;
         if k.version != 1 {
             return Err(FormatError::UnsupportedVersion { found: k.version.min(255) as u8, supported: 1 });
         }
@@ -47,8 +46,12 @@ impl KeyFile {
             return Err(FormatError::Invalid(format!("key file: unknown KDF {:?}", k.kdf.algorithm)));
         }
         // Bounds that keep a hostile key file from asking for absurd memory or time.
-        if k.kdf.m_cost < 8 || k.kdf.m_cost > 4 * 1024 * 1024 || k.kdf.t_cost == 0 || k.kdf.t_cost > 100
-            || k.kdf.p_cost == 0 || k.kdf.p_cost > 64
+        if k.kdf.m_cost < 8
+            || k.kdf.m_cost > 4 * 1024 * 1024
+            || k.kdf.t_cost == 0
+            || k.kdf.t_cost > 100
+            || k.kdf.p_cost == 0
+            || k.kdf.p_cost > 64
         {
             return Err(FormatError::Invalid("key file: KDF parameters out of range".into()));
         }

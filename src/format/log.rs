@@ -67,8 +67,8 @@ impl LogEntry {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LogEntry, FormatError> {
-        let e: LogEntry = serde_json::from_slice(bytes)
-            .map_err(|e| FormatError::Invalid(format!("commit-log entry: {e}")))?;
+        let e: LogEntry =
+            serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("commit-log entry: {e}")))?;
         check_version(e.version)?;
         Ok(e)
     }

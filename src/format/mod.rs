@@ -25,7 +25,9 @@ pub use ids::{content_hash, BlobId, FrameId, IndexId, KeyId, PackId, RepoId, Sna
 pub enum FormatError {
     #[error("{0}")]
     Invalid(String),
-    #[error("written by a newer kubesnap (format version {found}; this one reads version {supported}): upgrade kubesnap")]
+    #[error(
+        "written by a newer kubesnap (format version {found}; this one reads version {supported}): upgrade kubesnap"
+    )]
     UnsupportedVersion { found: u8, supported: u8 },
     #[error("not a kubesnap file (bad magic)")]
     BadMagic,

@@ -174,10 +174,15 @@ impl PackHeader {
         let mut frames = Vec::with_capacity(n);
         for _ in 0..n {
             let offset = r.varint()?;
-            let sealed_length = { let v = r.varint()?; u32_of(&r, v)? };
-            let raw_length = { let v = r.varint()?; u32_of(&r, v)? };
-            let compression =
-                Compression::from_u8(r.u8()?).ok_or_else(|| r.err("unknown compression"))?;
+            let sealed_length = {
+                let v = r.varint()?;
+                u32_of(&r, v)?
+            };
+            let raw_length = {
+                let v = r.varint()?;
+                u32_of(&r, v)?
+            };
+            let compression = Compression::from_u8(r.u8()?).ok_or_else(|| r.err("unknown compression"))?;
             let frame_id = FrameId(r.id()?);
             let m = r.count(19)?;
             let mut blobs = Vec::with_capacity(m);
@@ -187,8 +192,14 @@ impl PackHeader {
                 if blob_type.pack_kind() != kind {
                     return Err(r.err("blob type does not belong in this kind of pack"));
                 }
-                let raw_offset = { let v = r.varint()?; u32_of(&r, v)? };
-                let raw_len = { let v = r.varint()?; u32_of(&r, v)? };
+                let raw_offset = {
+                    let v = r.varint()?;
+                    u32_of(&r, v)?
+                };
+                let raw_len = {
+                    let v = r.varint()?;
+                    u32_of(&r, v)?
+                };
                 if u64::from(raw_offset) + u64::from(raw_len) > u64::from(raw_length) {
                     return Err(r.err("blob extends past the end of its frame"));
                 }

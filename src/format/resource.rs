@@ -230,8 +230,11 @@ mod tests {
                          "generation": 3, "labels": {"a": "b"}, "managedFields": [], "creationTimestamp": "t"},
             "spec": {"replicas": 2}, "status": {"readyReplicas": 2}});
         let s = split(obj.clone());
-        assert_eq!(s.desired, json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": "shop", "labels": {"a": "b"}}, "spec": {"replicas": 2}}));
+        assert_eq!(
+            s.desired,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"a": "b"}}, "spec": {"replicas": 2}})
+        );
         let mut back = s.desired.clone();
         merge(&mut back, s.server.clone().unwrap());
         assert_eq!(back, obj);
@@ -250,20 +253,36 @@ mod tests {
 
     #[test]
     fn identities() {
-        let table: &[(Value, Result<(&str, &str, &str, &str), IdentityError>)] = &[
-            (json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}), Ok(("apps", "Deployment", "n", "w"))),
-            (json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}), Ok(("", "Namespace", "", "n"))),
-            (json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "p-"}}), Err(IdentityError::GenerateNameOnly)),
+        type Expected = Result<(&'static str, &'static str, &'static str, &'static str), IdentityError>;
+        let table: &[(Value, Expected)] = &[
+            (
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}}),
+                Ok(("apps", "Deployment", "n", "w")),
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}),
+                Ok(("", "Namespace", "", "n")),
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "p-"}}),
+                Err(IdentityError::GenerateNameOnly),
+            ),
             (json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}), Err(IdentityError::NoName)),
             (json!({"kind": "Pod", "metadata": {"name": "x"}}), Err(IdentityError::NoApiVersion)),
             (json!({"apiVersion": "v1", "metadata": {"name": "x"}}), Err(IdentityError::NoKind)),
             (json!(["a"]), Err(IdentityError::NotAnObject)),
-            (json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": 3}}), Err(IdentityError::BadNamespace)),
+            (
+                json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": 3}}),
+                Err(IdentityError::BadNamespace),
+            ),
         ];
         for (input, expected) in table {
             let got = identity_of(input);
             match (got, expected) {
-                (Ok(r), Ok((g, k, ns, n))) => assert_eq!((r.group.as_str(), r.kind.as_str(), r.namespace.as_str(), r.name.as_str()), (*g, *k, *ns, *n)),
+                (Ok(r), Ok((g, k, ns, n))) => assert_eq!(
+                    (r.group.as_str(), r.kind.as_str(), r.namespace.as_str(), r.name.as_str()),
+                    (*g, *k, *ns, *n)
+                ),
                 (Err(e), Err(x)) => assert_eq!(&e, x),
                 (got, _) => panic!("{input}: got {got:?}, expected {expected:?}"),
             }

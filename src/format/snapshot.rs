@@ -98,8 +98,8 @@ impl SnapshotManifest {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SnapshotManifest, FormatError> {
-        let m: SnapshotManifest = serde_json::from_slice(bytes)
-            .map_err(|e| FormatError::Invalid(format!("snapshot manifest: {e}")))?;
+        let m: SnapshotManifest =
+            serde_json::from_slice(bytes).map_err(|e| FormatError::Invalid(format!("snapshot manifest: {e}")))?;
         if m.version != 1 {
             return Err(FormatError::UnsupportedVersion { found: m.version.min(255) as u8, supported: 1 });
         }

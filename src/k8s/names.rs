@@ -104,10 +104,7 @@ impl ResourceType {
         self.plural.eq_ignore_ascii_case(word)
             || self.singular.eq_ignore_ascii_case(word)
             || self.kind.eq_ignore_ascii_case(word)
-            || self
-                .short_names
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(word))
+            || self.short_names.iter().any(|s| s.eq_ignore_ascii_case(word))
     }
 }
 
@@ -287,9 +284,7 @@ impl TypeTable {
         if name.is_empty() {
             return Err(NameError::Empty);
         }
-        let unknown = || NameError::UnknownType {
-            name: name.to_string(),
-        };
+        let unknown = || NameError::UnknownType { name: name.to_string() };
         let (word, groups) = split_type_name(name).ok_or_else(unknown)?;
         if groups.is_empty() {
             // Unqualified word: rank by tier.
@@ -325,9 +320,7 @@ impl TypeTable {
         if trimmed.is_empty() {
             return Err(NameError::Empty);
         }
-        let missing = || NameError::MissingName {
-            spec: spec.to_string(),
-        };
+        let missing = || NameError::MissingName { spec: spec.to_string() };
         let (type_name, object_name) = trimmed.split_once('/').ok_or_else(missing)?;
         if type_name.trim().is_empty() {
             return Err(NameError::Empty);
@@ -379,18 +372,13 @@ impl fmt::Display for TypeSource {
 /// One match -> it; none -> unknown; several -> ambiguous.
 fn pick<'a>(name: &str, matches: &[&'a ResourceType]) -> Result<&'a ResourceType, NameError> {
     match matches {
-        [] => Err(NameError::UnknownType {
-            name: name.to_string(),
-        }),
+        [] => Err(NameError::UnknownType { name: name.to_string() }),
         [one] => Ok(one),
         several => {
             let mut candidates: Vec<String> = several.iter().map(|t| t.display_name()).collect();
             candidates.sort();
             candidates.dedup();
-            Err(NameError::Ambiguous {
-                name: name.to_string(),
-                candidates,
-            })
+            Err(NameError::Ambiguous { name: name.to_string(), candidates })
         }
     }
 }
@@ -426,10 +414,7 @@ fn is_version(s: &str) -> bool {
     if rest.is_empty() {
         return true;
     }
-    let Some(level) = rest
-        .strip_prefix("alpha")
-        .or_else(|| rest.strip_prefix("beta"))
-    else {
+    let Some(level) = rest.strip_prefix("alpha").or_else(|| rest.strip_prefix("beta")) else {
         return false;
     };
     !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit())
@@ -475,20 +460,14 @@ fn group_tier(group: &str) -> u8 {
 }
 
 fn non_empty_str(v: Option<&serde_json::Value>) -> Option<&str> {
-    v.and_then(serde_json::Value::as_str)
-        .filter(|s| !s.is_empty())
+    v.and_then(serde_json::Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// The strings of a JSON array (other items and non-arrays are ignored).
 fn string_list(v: Option<&serde_json::Value>) -> Vec<String> {
     v.and_then(serde_json::Value::as_array)
         .map(|items| {
-            items
-                .iter()
-                .filter_map(serde_json::Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
+            items.iter().filter_map(serde_json::Value::as_str).filter(|s| !s.is_empty()).map(str::to_string).collect()
         })
         .unwrap_or_default()
 }
@@ -505,18 +484,12 @@ fn crd_version(spec: &serde_json::Value) -> Option<String> {
                 .filter_map(|v| {
                     let name = non_empty_str(v.get("name"))?;
                     let flag = |k: &str| v.get(k).and_then(serde_json::Value::as_bool);
-                    Some((
-                        name,
-                        flag("served").unwrap_or(false),
-                        flag("storage").unwrap_or(false),
-                    ))
+                    Some((name, flag("served").unwrap_or(false), flag("storage").unwrap_or(false)))
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let storage_served = versions
-        .iter()
-        .find(|(_, served, storage)| *served && *storage);
+    let storage_served = versions.iter().find(|(_, served, storage)| *served && *storage);
     let first_served = versions.iter().find(|(_, served, _)| *served);
     let storage = versions.iter().find(|(_, _, storage)| *storage);
     storage_served
@@ -572,16 +545,7 @@ const fn b(
     namespaced: bool,
     categories: &'static [&'static str],
 ) -> Builtin {
-    Builtin {
-        group,
-        version,
-        kind,
-        plural,
-        singular,
-        short_names,
-        namespaced,
-        categories,
-    }
+    Builtin { group, version, kind, plural, singular, short_names, namespaced, categories }
 }
 
 /// Kubernetes 1.33's served, listable types with their preferred versions.

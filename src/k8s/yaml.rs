@@ -174,8 +174,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             // once, and keep the result only if every changed line turns out to be inside a
             // quoted scalar. Otherwise repair one parser error at a time.
             let fast = if e.info() == QUOTED_INDENTATION {
-                indent_all_quoted(text)
-                    .and_then(|(fixed, lines)| parse_repairing(&fixed, &lines).ok())
+                indent_all_quoted(text).and_then(|(fixed, lines)| parse_repairing(&fixed, &lines).ok())
             } else {
                 None
             };
@@ -190,11 +189,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         Ok(docs) => Ok(docs),
         Err(Failure::Yaml(e)) => Err(e),
         // Only the guessed repairs are verified, and their failure falls back to the others.
-        Err(Failure::Unverified) => Err(YamlError::Syntax {
-            line: 1,
-            col: 1,
-            message: "indentation repair could not be verified".to_owned(),
-        }),
+        Err(Failure::Unverified) => {
+            Err(YamlError::Syntax { line: 1, col: 1, message: "indentation repair could not be verified".to_owned() })
+        }
         Err(Failure::Scan(e)) => {
             let error = syntax_error(&e);
             match parse_json(text) {
@@ -266,9 +263,7 @@ fn parse_yaml(text: &str, track_quoted: bool) -> Result<(Vec<Document>, LineRang
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(Failure::Scan)?;
         if track_quoted {
-            if let Event::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, ..) =
-                event
-            {
+            if let Event::Scalar(_, ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted, ..) = event {
                 if span.end.line() > span.start.line() {
                     covered.push((span.start.line() + 1, span.end.line()));
                 }
@@ -467,10 +462,7 @@ fn byte_offset(text: &str, chars: usize) -> Option<usize> {
     if text.is_ascii() {
         return (chars <= text.len()).then_some(chars);
     }
-    text.char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(text.len()))
-        .nth(chars)
+    text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).nth(chars)
 }
 
 /// JSON that YAML rejects: escaped UTF-16 surrogate pairs (`"\ud83d\ude00"`) are JSON but not
@@ -483,11 +475,7 @@ fn parse_json(text: &str) -> Option<Vec<Document>> {
     let value: Value = serde_json::from_str(content).ok()?;
     let skipped = &text[..text.len() - content.len()];
     let line = 1 + skipped.bytes().filter(|&b| b == b'\n').count();
-    Some(vec![Document {
-        value,
-        line,
-        index: 0,
-    }])
+    Some(vec![Document { value, line, index: 0 }])
 }
 
 fn syntax_error(e: &ScanError) -> YamlError {
@@ -496,11 +484,7 @@ fn syntax_error(e: &ScanError) -> YamlError {
     if e.info() == "recursion limit exceeded" {
         return YamlError::TooDeep { line };
     }
-    YamlError::Syntax {
-        line,
-        col: e.marker().col() + 1,
-        message: e.info().to_owned(),
-    }
+    YamlError::Syntax { line, col: e.marker().col() + 1, message: e.info().to_owned() }
 }
 
 /// Size of a (sub)tree: its nodes, and the bytes of its keys and scalars.
@@ -591,18 +575,13 @@ impl Loader {
             alias_bytes: 0,
             anchor_cost: 0,
             anchor_budget: (MAX_ALIAS_BYTES * 2).saturating_add(len.saturating_mul(4)),
-            eof_index: (!text.is_empty() && !text.ends_with(['\n', '\r']))
-                .then(|| text.chars().count()),
+            eof_index: (!text.is_empty() && !text.ends_with(['\n', '\r'])).then(|| text.chars().count()),
         }
     }
 
     fn finish(mut self) -> Vec<Document> {
         if self.docs.is_empty() {
-            self.docs.push(Document {
-                value: Value::Null,
-                line: 1,
-                index: 0,
-            });
+            self.docs.push(Document { value: Value::Null, line: 1, index: 0 });
         }
         self.docs
     }
@@ -623,11 +602,7 @@ impl Loader {
             }
             Event::DocumentEnd => {
                 let index = self.docs.len();
-                self.docs.push(Document {
-                    value: self.root.take().unwrap_or(Value::Null),
-                    line: self.doc_line,
-                    index,
-                });
+                self.docs.push(Document { value: self.root.take().unwrap_or(Value::Null), line: self.doc_line, index });
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let mut text: &str = &text;
@@ -643,12 +618,7 @@ impl Loader {
             Event::Alias(id) => self.on_alias(id, line)?,
             Event::SequenceStart(anchor, _) => {
                 self.check_collection_start("sequence", line)?;
-                self.stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    anchor,
-                    line,
-                    stats: Stats::default(),
-                });
+                self.stack.push(Frame::Seq { items: Vec::new(), anchor, line, stats: Stats::default() });
             }
             Event::MappingStart(anchor, _) => {
                 self.check_collection_start("mapping", line)?;
@@ -670,19 +640,8 @@ impl Loader {
                     });
                 };
                 let (value, mut stats, anchor, start_line) = match frame {
-                    Frame::Seq {
-                        items,
-                        anchor,
-                        line,
-                        stats,
-                    } => (Value::Array(items), stats, anchor, line),
-                    Frame::Map {
-                        map,
-                        anchor,
-                        line,
-                        stats,
-                        ..
-                    } => (Value::Object(map), stats, anchor, line),
+                    Frame::Seq { items, anchor, line, stats } => (Value::Array(items), stats, anchor, line),
+                    Frame::Map { map, anchor, line, stats, .. } => (Value::Object(map), stats, anchor, line),
                 };
                 stats.nodes = stats.nodes.saturating_add(1);
                 self.complete(value, stats, anchor, false, start_line)?;
@@ -714,10 +673,7 @@ impl Loader {
         line: usize,
     ) -> Result<(), YamlError> {
         let tag = tag.map(full_tag);
-        let stats = Stats {
-            nodes: 1,
-            bytes: u64::try_from(text.len()).unwrap_or(u64::MAX),
-        };
+        let stats = Stats { nodes: 1, bytes: u64::try_from(text.len()).unwrap_or(u64::MAX) };
         if self.expecting_key() {
             let is_merge = text == "<<"
                 && match tag.as_deref() {
@@ -725,10 +681,7 @@ impl Loader {
                     Some(t) => t == "tag:yaml.org,2002:merge",
                 };
             let (key, anchored) = if is_merge {
-                (
-                    PendingKey::Merge(line),
-                    AnchoredValue::Value(Value::String("<<".into())),
-                )
+                (PendingKey::Merge(line), AnchoredValue::Value(Value::String("<<".into())))
             } else {
                 let resolved = resolve_scalar(text, style, tag.as_deref(), line)?;
                 let key = key_from_resolved(&resolved, text, line)?;
@@ -793,10 +746,7 @@ impl Loader {
         if !self.keep_anchors {
             return Ok(());
         }
-        self.anchor_cost = self
-            .anchor_cost
-            .saturating_add(stats.bytes)
-            .saturating_add(stats.nodes.saturating_mul(16));
+        self.anchor_cost = self.anchor_cost.saturating_add(stats.bytes).saturating_add(stats.nodes.saturating_mul(16));
         if self.anchor_cost > self.anchor_budget {
             return Err(YamlError::AliasExpansion { line });
         }
@@ -819,45 +769,26 @@ impl Loader {
         self.deliver(value, stats, from_alias, line)
     }
 
-    fn deliver(
-        &mut self,
-        value: Value,
-        stats: Stats,
-        from_alias: bool,
-        line: usize,
-    ) -> Result<(), YamlError> {
+    fn deliver(&mut self, value: Value, stats: Stats, from_alias: bool, line: usize) -> Result<(), YamlError> {
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Seq {
-                items, stats: s, ..
-            }) => {
+            Some(Frame::Seq { items, stats: s, .. }) => {
                 s.add(stats);
                 items.push(value);
             }
-            Some(Frame::Map {
-                map,
-                merged,
-                key,
-                stats: s,
-                ..
-            }) => {
+            Some(Frame::Map { map, merged, key, stats: s, .. }) => {
                 s.add(stats);
                 match key.take() {
                     // Collections in key position are rejected when they start, and scalar and
                     // alias keys are handled before delivery.
                     None => return Err(YamlError::ComplexKey { line, kind: "node" }),
                     Some(PendingKey::Key(k, key_line)) => {
-                        s.bytes = s
-                            .bytes
-                            .saturating_add(u64::try_from(k.len()).unwrap_or(u64::MAX));
+                        s.bytes = s.bytes.saturating_add(u64::try_from(k.len()).unwrap_or(u64::MAX));
                         if let Some(slot) = map.get_mut(&k) {
                             if merged.remove(&k) {
                                 *slot = value;
                             } else {
-                                return Err(YamlError::DuplicateKey {
-                                    line: key_line,
-                                    key: shorten(&k),
-                                });
+                                return Err(YamlError::DuplicateKey { line: key_line, key: shorten(&k) });
                             }
                         } else {
                             map.insert(k, value);
@@ -899,11 +830,7 @@ fn merge_into(
     Ok(())
 }
 
-fn merge_map(
-    map: &mut Map<String, Value>,
-    merged: &mut HashSet<String>,
-    source: Map<String, Value>,
-) {
+fn merge_map(map: &mut Map<String, Value>, merged: &mut HashSet<String>, source: Map<String, Value>) {
     for (k, v) in source {
         if !map.contains_key(&k) {
             merged.insert(k.clone());
@@ -942,18 +869,9 @@ enum Resolved {
     Str,
 }
 
-fn resolve_scalar(
-    text: &str,
-    style: ScalarStyle,
-    tag: Option<&str>,
-    line: usize,
-) -> Result<Resolved, YamlError> {
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>, line: usize) -> Result<Resolved, YamlError> {
     let Some(tag) = tag else {
-        return Ok(if style == ScalarStyle::Plain {
-            resolve_plain(text)
-        } else {
-            Resolved::Str
-        });
+        return Ok(if style == ScalarStyle::Plain { resolve_plain(text) } else { Resolved::Str });
     };
     let Some(core) = tag.strip_prefix(CORE_TAG) else {
         // go-yaml v2 does not resolve scalars with other tags (`!foo`, `!`): their text stays.
@@ -961,10 +879,7 @@ fn resolve_scalar(
     };
     let resolved = resolve_plain(text);
     let ok = match core {
-        "int" => matches!(
-            resolved,
-            Resolved::Int(_) | Resolved::Uint(_) | Resolved::BigInt
-        ),
+        "int" => matches!(resolved, Resolved::Int(_) | Resolved::Uint(_) | Resolved::BigInt),
         "float" => match resolved {
             Resolved::Float(_) => true,
             #[allow(clippy::cast_precision_loss)]
@@ -979,11 +894,7 @@ fn resolve_scalar(
     if ok {
         Ok(resolved)
     } else {
-        Err(YamlError::UnsupportedTag {
-            line,
-            tag: short_tag(tag),
-            value: shorten(text),
-        })
+        Err(YamlError::UnsupportedTag { line, tag: short_tag(tag), value: shorten(text) })
     }
 }
 
@@ -995,10 +906,7 @@ fn non_finite(f: f64, line: usize) -> YamlError {
     } else {
         "-infinity"
     };
-    YamlError::Unsupported {
-        line,
-        what: format!("the float {what} cannot be represented in JSON"),
-    }
+    YamlError::Unsupported { line, what: format!("the float {what} cannot be represented in JSON") }
 }
 
 fn value_from_resolved(resolved: Resolved, text: &str, line: usize) -> Result<Value, YamlError> {
@@ -1028,16 +936,12 @@ fn key_from_resolved(resolved: &Resolved, text: &str, line: usize) -> Result<Str
         Resolved::Int(i) => Ok(i.to_string()),
         Resolved::Bool(b) => Ok(b.to_string()),
         Resolved::Float(f) => Ok(go_format_key_float(f)),
-        Resolved::Null => Err(YamlError::Unsupported {
-            line,
-            what: "a null mapping key cannot become a JSON object key".to_owned(),
-        }),
+        Resolved::Null => {
+            Err(YamlError::Unsupported { line, what: "a null mapping key cannot become a JSON object key".to_owned() })
+        }
         Resolved::Uint(_) | Resolved::BigInt => Err(YamlError::Unsupported {
             line,
-            what: format!(
-                "the integer mapping key {} is beyond the signed 64-bit range",
-                shorten(text)
-            ),
+            what: format!("the integer mapping key {} is beyond the signed 64-bit range", shorten(text)),
         }),
     }
 }
@@ -1057,14 +961,8 @@ fn key_from_value(value: &Value, line: usize) -> Result<String, YamlError> {
                 Ok(go_format_key_float(n.as_f64().unwrap_or(f64::NAN)))
             }
         }
-        Value::Array(_) => Err(YamlError::ComplexKey {
-            line,
-            kind: "sequence",
-        }),
-        Value::Object(_) => Err(YamlError::ComplexKey {
-            line,
-            kind: "mapping",
-        }),
+        Value::Array(_) => Err(YamlError::ComplexKey { line, kind: "sequence" }),
+        Value::Object(_) => Err(YamlError::ComplexKey { line, kind: "mapping" }),
     }
 }
 
@@ -1096,12 +994,8 @@ fn go_format_key_float(f: f64) -> String {
     if neg {
         out.push('-');
     }
-    let digit = |i: i32| -> char {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| digits.get(i))
-            .map_or('0', |d| char::from(*d))
-    };
+    let digit =
+        |i: i32| -> char { usize::try_from(i).ok().and_then(|i| digits.get(i)).map_or('0', |d| char::from(*d)) };
     if !(-4..6).contains(&exp) {
         // %e: d[.ddd]e±dd
         out.push(digit(0));
@@ -1148,9 +1042,7 @@ fn resolve_plain(s: &str) -> Resolved {
         b'y' | b'Y' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'o' | b'O' | b'~' => {
             lookup_word(s).unwrap_or(Resolved::Str)
         }
-        b'.' => lookup_word(s)
-            .or_else(|| parse_dot_float(s).map(Resolved::Float))
-            .unwrap_or(Resolved::Str),
+        b'.' => lookup_word(s).or_else(|| parse_dot_float(s).map(Resolved::Float)).unwrap_or(Resolved::Str),
         b'+' | b'-' | b'0'..=b'9' => lookup_word(s).unwrap_or_else(|| resolve_number(s)),
         _ => Resolved::Str,
     }
@@ -1159,12 +1051,8 @@ fn resolve_plain(s: &str) -> Resolved {
 /// go-yaml v2's table of special words.
 fn lookup_word(s: &str) -> Option<Resolved> {
     Some(match s {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            Resolved::Bool(true)
-        }
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            Resolved::Bool(false)
-        }
+        "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Resolved::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => Resolved::Bool(false),
         "~" | "null" | "Null" | "NULL" => Resolved::Null,
         ".nan" | ".NaN" | ".NAN" => Resolved::Float(f64::NAN),
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => Resolved::Float(f64::INFINITY),
@@ -1259,10 +1147,7 @@ fn go_parse_uint(s: &str, base: u32) -> Result<u64, NumErr> {
         if range {
             continue;
         }
-        match n
-            .checked_mul(u64::from(base))
-            .and_then(|m| m.checked_add(u64::from(d)))
-        {
+        match n.checked_mul(u64::from(base)).and_then(|m| m.checked_add(u64::from(d))) {
             Some(v) => n = v,
             None => range = true,
         }
@@ -1581,18 +1466,12 @@ fn is_plain_safe(s: &str) -> bool {
     if b.last() == Some(&b' ') || s.contains("  ") {
         return false;
     }
-    if !b
-        .iter()
-        .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-' | b' '))
-    {
+    if !b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'/' | b'-' | b' ')) {
         return false;
     }
     if b.len() <= 5 {
         let lower = s.to_ascii_lowercase();
-        if matches!(
-            lower.as_str(),
-            "y" | "n" | "yes" | "no" | "true" | "false" | "on" | "off" | "null"
-        ) {
+        if matches!(lower.as_str(), "y" | "n" | "yes" | "no" | "true" | "false" | "on" | "off" | "null") {
             return false;
         }
     }
@@ -1605,10 +1484,7 @@ fn is_plain_safe(s: &str) -> bool {
 fn is_special_char(c: char) -> bool {
     (c < ' ' && c != '\t' && c != '\n')
         || ('\u{7f}'..='\u{9f}').contains(&c)
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-        )
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
 }
 
 fn write_double_quoted(out: &mut String, s: &str) {
@@ -1632,12 +1508,7 @@ fn write_double_quoted(out: &mut String, s: &str) {
 
 /// Writes `s` as a literal block scalar (`|`, `|-`, `|+`) when it has line breaks and a literal
 /// block carries it exactly; returns false (writing nothing) otherwise.
-fn write_literal_block(
-    out: &mut String,
-    s: &str,
-    content_indent: usize,
-    indicator_ok: bool,
-) -> bool {
+fn write_literal_block(out: &mut String, s: &str, content_indent: usize, indicator_ok: bool) -> bool {
     if !s.contains('\n') {
         return false;
     }
@@ -1646,18 +1517,13 @@ fn write_literal_block(
         return false;
     }
     // Like go-yaml's emitter: no trailing white space on a line (editors and some tools strip it).
-    if body
-        .split('\n')
-        .any(|line| line.ends_with(' ') || line.ends_with('\t'))
-    {
+    if body.split('\n').any(|line| line.ends_with(' ') || line.ends_with('\t')) {
         return false;
     }
     // Auto-detected indentation comes from the first non-empty line; one starting with white
     // space needs an explicit indicator.
-    let needs_indicator = body
-        .split('\n')
-        .find(|line| !line.is_empty())
-        .is_some_and(|line| line.starts_with([' ', '\t']));
+    let needs_indicator =
+        body.split('\n').find(|line| !line.is_empty()).is_some_and(|line| line.starts_with([' ', '\t']));
     if needs_indicator && !indicator_ok {
         return false;
     }
@@ -1802,10 +1668,7 @@ mod tests {
             ("2024-01-01", json!("2024-01-01")),
             ("2001-12-14", json!("2001-12-14")),
             ("2024-01-01T00:00:00Z", json!("2024-01-01T00:00:00Z")),
-            (
-                "2001-12-14 21:59:43.10 -5",
-                json!("2001-12-14 21:59:43.10 -5"),
-            ),
+            ("2001-12-14 21:59:43.10 -5", json!("2001-12-14 21:59:43.10 -5")),
             ("=", json!("=")),
             ("<<", json!("<<")),
             (".nanx", json!(".nanx")),
@@ -1933,82 +1796,34 @@ mod tests {
             let got = one(&format!("{{{input}: v}}"));
             assert_eq!(got, json!({ *expected: "v" }), "flow key {input:?}");
         }
-        assert!(matches!(
-            err("!!null x: v\n"),
-            YamlError::UnsupportedTag { line: 1, .. }
-        ));
+        assert!(matches!(err("!!null x: v\n"), YamlError::UnsupportedTag { line: 1, .. }));
         for input in ["~", "null", "18446744073709551615", "!!null ''"] {
             let e = err(&format!("{input}: v\n"));
-            assert!(
-                matches!(e, YamlError::Unsupported { line: 1, .. }),
-                "{input:?}: {e}"
-            );
+            assert!(matches!(e, YamlError::Unsupported { line: 1, .. }), "{input:?}: {e}");
         }
-        assert!(matches!(
-            err("? [a]\n: b\n"),
-            YamlError::ComplexKey {
-                line: 1,
-                kind: "sequence"
-            }
-        ));
+        assert!(matches!(err("? [a]\n: b\n"), YamlError::ComplexKey { line: 1, kind: "sequence" }));
         assert!(matches!(err("{[a]: b}"), YamlError::ComplexKey { .. }));
-        assert!(matches!(
-            err("? {a: 1}\n: b\n"),
-            YamlError::ComplexKey {
-                kind: "mapping",
-                ..
-            }
-        ));
-        assert!(matches!(
-            err("x: &k [1]\n*k : b\n"),
-            YamlError::ComplexKey { line: 2, .. }
-        ));
+        assert!(matches!(err("? {a: 1}\n: b\n"), YamlError::ComplexKey { kind: "mapping", .. }));
+        assert!(matches!(err("x: &k [1]\n*k : b\n"), YamlError::ComplexKey { line: 2, .. }));
         // An anchored key used as a key or as a value elsewhere.
         assert_eq!(
             one("&k 1: a\nc: *k\nd: {*k : b}\n&f 1.5: x\ne: {*f : z}\n"),
             json!({"1": "a", "c": 1, "d": {"1": "b"}, "1.5": "x", "e": {"1.5": "z"}})
         );
-        assert_eq!(
-            one("&i .inf : a\ne: {*i : b}\n"),
-            json!({".inf": "a", "e": {".inf": "b"}})
-        );
-        assert!(matches!(
-            err("&i .inf : a\ne: *i\n"),
-            YamlError::Unsupported { line: 2, .. }
-        ));
+        assert_eq!(one("&i .inf : a\ne: {*i : b}\n"), json!({".inf": "a", "e": {".inf": "b"}}));
+        assert!(matches!(err("&i .inf : a\ne: *i\n"), YamlError::Unsupported { line: 2, .. }));
     }
 
     #[test]
     fn duplicate_keys() {
         let e = err("a: 1\nb: 2\na: 3\n");
-        assert_eq!(
-            e,
-            YamlError::DuplicateKey {
-                line: 3,
-                key: "a".to_owned()
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "line 3: mapping key \"a\" is defined more than once"
-        );
+        assert_eq!(e, YamlError::DuplicateKey { line: 3, key: "a".to_owned() });
+        assert_eq!(e.to_string(), "line 3: mapping key \"a\" is defined more than once");
         // Distinct YAML keys that become the same JSON key.
-        assert!(matches!(
-            err("1: a\n\"1\": b\n"),
-            YamlError::DuplicateKey { line: 2, .. }
-        ));
-        assert!(matches!(
-            err("0x10: a\n16: b\n"),
-            YamlError::DuplicateKey { .. }
-        ));
-        assert!(matches!(
-            err("{a: 1, a: 2}"),
-            YamlError::DuplicateKey { .. }
-        ));
-        assert!(matches!(
-            err("x:\n  - a: 1\n    a: 1\n"),
-            YamlError::DuplicateKey { line: 3, .. }
-        ));
+        assert!(matches!(err("1: a\n\"1\": b\n"), YamlError::DuplicateKey { line: 2, .. }));
+        assert!(matches!(err("0x10: a\n16: b\n"), YamlError::DuplicateKey { .. }));
+        assert!(matches!(err("{a: 1, a: 2}"), YamlError::DuplicateKey { .. }));
+        assert!(matches!(err("x:\n  - a: 1\n    a: 1\n"), YamlError::DuplicateKey { line: 3, .. }));
     }
 
     #[test]
@@ -2066,39 +1881,18 @@ g: !!map
                 "<<": "literal"
             })
         );
-        assert!(matches!(
-            err("a:\n  <<: 1\n"),
-            YamlError::InvalidMerge { line: 2 }
-        ));
+        assert!(matches!(err("a:\n  <<: 1\n"), YamlError::InvalidMerge { line: 2 }));
         assert!(matches!(err("a:\n  <<:\n"), YamlError::InvalidMerge { .. }));
-        assert!(matches!(
-            err("l: &l [{a: 1}]\nm:\n  <<: *l\n"),
-            YamlError::InvalidMerge { line: 3 }
-        ));
-        assert!(matches!(
-            err("m:\n  <<: [{a: 1}, 2]\n"),
-            YamlError::InvalidMerge { .. }
-        ));
-        assert!(matches!(
-            err("m: {<<: [[{a: 1}]]}\n"),
-            YamlError::InvalidMerge { .. }
-        ));
+        assert!(matches!(err("l: &l [{a: 1}]\nm:\n  <<: *l\n"), YamlError::InvalidMerge { line: 3 }));
+        assert!(matches!(err("m:\n  <<: [{a: 1}, 2]\n"), YamlError::InvalidMerge { .. }));
+        assert!(matches!(err("m: {<<: [[{a: 1}]]}\n"), YamlError::InvalidMerge { .. }));
         // An explicit key twice is still an error when merges are involved.
-        assert!(matches!(
-            err("a: &a {x: 1}\nm:\n  <<: *a\n  x: 2\n  x: 3\n"),
-            YamlError::DuplicateKey { line: 5, .. }
-        ));
+        assert!(matches!(err("a: &a {x: 1}\nm:\n  <<: *a\n  x: 2\n  x: 3\n"), YamlError::DuplicateKey { line: 5, .. }));
         // Aliases are per document.
         assert!(parse_documents("a: &x 1\n---\nb: *x\n").is_err());
         // An alias to the node that contains it.
-        assert!(matches!(
-            err("a: &a\n  b: *a\n"),
-            YamlError::AliasLoop { line: 2 }
-        ));
-        assert!(matches!(
-            err("&a [1, [*a]]"),
-            YamlError::AliasLoop { line: 1 }
-        ));
+        assert!(matches!(err("a: &a\n  b: *a\n"), YamlError::AliasLoop { line: 2 }));
+        assert!(matches!(err("&a [1, [*a]]"), YamlError::AliasLoop { line: 1 }));
         assert!(parse_documents("a: *nope\n").is_err());
     }
 
@@ -2168,10 +1962,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 
     #[test]
     fn multi_document_streams() {
-        let docs = parse_documents(
-            "a: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n--- ~\nc: yes\n",
-        )
-        .err();
+        let docs = parse_documents("a: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n--- ~\nc: yes\n").err();
         // `--- ~` followed by a mapping is not valid YAML.
         assert!(docs.is_some());
 
@@ -2179,10 +1970,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             "# leading comment\na: 1\n---\nb: 2\n...\n---\n# only a comment\n...\n--- null\n---\nc: yes\n---\n",
         )
         .unwrap_or_default();
-        let got: Vec<(Value, usize, usize)> = docs
-            .into_iter()
-            .map(|d| (d.value, d.line, d.index))
-            .collect();
+        let got: Vec<(Value, usize, usize)> = docs.into_iter().map(|d| (d.value, d.line, d.index)).collect();
         assert_eq!(
             got,
             vec![
@@ -2213,9 +2001,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             YamlError::Syntax { line, col, .. } => assert_eq!((*line, *col), (2, 4), "{e}"),
             other => panic!("{other}"),
         }
-        assert!(e
-            .to_string()
-            .starts_with("YAML syntax error at line 2, column 4: "));
+        assert!(e.to_string().starts_with("YAML syntax error at line 2, column 4: "));
         assert!(parse_documents("a: 'unterminated\n").is_err());
         assert!(parse_documents("a: \"bad \\q escape\"\n").is_err());
         assert!(parse_documents("- a\nb: c\n").is_err());
@@ -2244,20 +2030,10 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         // Where serde_json differs from go-yaml: `-0` is go-yaml's integer 0, and long numbers
         // are rounded correctly (serde_json without `float_roundtrip` may be 1 ULP off).
         assert_eq!(one("[-0]"), json!([0]));
-        assert_eq!(
-            one("[123456789012345678901234]"),
-            json!([1.234_567_890_123_456_9e23])
-        );
+        assert_eq!(one("[123456789012345678901234]"), json!([1.234_567_890_123_456_9e23]));
         // JSON with escaped surrogate pairs is not YAML; it is still read as JSON.
         let docs = parse_documents("\n\n {\"e\": \"\\ud83d\\ude00\"}").unwrap_or_default();
-        assert_eq!(
-            docs,
-            vec![Document {
-                value: json!({"e": "😀"}),
-                line: 3,
-                index: 0
-            }]
-        );
+        assert_eq!(docs, vec![Document { value: json!({"e": "😀"}), line: 3, index: 0 }]);
     }
 
     #[test]
@@ -2288,28 +2064,13 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
             ("- a: 'x\n  y'\n", json!([{"a": "x y"}])),
             ("a: 'x\ny'\n", json!({"a": "x y"})),
             ("a: 'it''s\nfine'\n", json!({"a": "it's fine"})),
-            (
-                "b:\n  a: \"x\n  y \\\" z\n  w\"\n  c: 1\n",
-                json!({"b": {"a": "x y \" z w", "c": 1}}),
-            ),
-            (
-                "args: [\n  \"a\",\n  \"b\"\n]\nx: 1\n",
-                json!({"args": ["a", "b"], "x": 1}),
-            ),
-            (
-                "k:\n  args: [\n    a, b,\n  c]\n",
-                json!({"k": {"args": ["a", "b", "c"]}}),
-            ),
-            (
-                "k:\n  m: {a: 1,\n  b: 2\n  }\n",
-                json!({"k": {"m": {"a": 1, "b": 2}}}),
-            ),
+            ("b:\n  a: \"x\n  y \\\" z\n  w\"\n  c: 1\n", json!({"b": {"a": "x y \" z w", "c": 1}})),
+            ("args: [\n  \"a\",\n  \"b\"\n]\nx: 1\n", json!({"args": ["a", "b"], "x": 1})),
+            ("k:\n  args: [\n    a, b,\n  c]\n", json!({"k": {"args": ["a", "b", "c"]}})),
+            ("k:\n  m: {a: 1,\n  b: 2\n  }\n", json!({"k": {"m": {"a": 1, "b": 2}}})),
             ("a: ['x\ny', z\n]\n", json!({"a": ["x y", "z"]})),
             // A guess that would touch a block scalar is discarded.
-            (
-                "a: 'x\ny'\ns: |\n  k: 'open\n  close'\n",
-                json!({"a": "x y", "s": "k: 'open\nclose'\n"}),
-            ),
+            ("a: 'x\ny'\ns: |\n  k: 'open\n  close'\n", json!({"a": "x y", "s": "k: 'open\nclose'\n"})),
         ];
         for (input, expected) in table {
             assert_eq!(one(input), *expected, "{input:?}");
@@ -2319,10 +2080,7 @@ i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
         let mut expected = Map::new();
         for i in 0..500 {
             text.push_str(&format!("  d{i}: 'first line\n  second ''line'' {i}'\n"));
-            expected.insert(
-                format!("d{i}"),
-                json!(format!("first line second 'line' {i}")),
-            );
+            expected.insert(format!("d{i}"), json!(format!("first line second 'line' {i}")));
         }
         assert_eq!(one(&text), json!({ "spec": expected }));
         // Line numbers are unchanged by the repairs.
@@ -2648,10 +2406,7 @@ spec:
         assert_eq!(to_yaml(&json!(null)), "null\n");
         assert_eq!(to_yaml(&json!({})), "{}\n");
         assert_eq!(to_yaml(&json!([])), "[]\n");
-        assert_eq!(
-            to_yaml(&json!("a\nb")),
-            "|-\n  a\nb\n".replace("\nb", "\n  b")
-        );
+        assert_eq!(to_yaml(&json!("a\nb")), "|-\n  a\nb\n".replace("\nb", "\n  b"));
         assert_eq!(to_yaml(&json!(" a\nb")), "\" a\\nb\"\n");
     }
 
@@ -2691,10 +2446,7 @@ spec:
             ("a  b", "\"a  b\""),
             ("é", "\"é\""),
             ("tab\there", "\"tab\\there\""),
-            (
-                "\u{1}\u{85}\u{2028}\u{feff}",
-                "\"\\u0001\\u0085\\u2028\\uFEFF\"",
-            ),
+            ("\u{1}\u{85}\u{2028}\u{feff}", "\"\\u0001\\u0085\\u2028\\uFEFF\""),
             ("q\"\\", "\"q\\\"\\\\\""),
             ("a\r\nb", "\"a\\r\\nb\""),
             ("trail \nx", "\"trail \\nx\""),
@@ -2718,20 +2470,13 @@ class L(getattr(yaml, "CSafeLoader", yaml.SafeLoader)): pass
 L.yaml_implicit_resolvers = {c: [(t, r) for t, r in rs if t != "tag:yaml.org,2002:timestamp"] for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 print(json.dumps(list(yaml.load_all(sys.stdin, Loader=L))))
 "#;
-        let check = Command::new("python3")
-            .args(["-c", "import yaml"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let check =
+            Command::new("python3").args(["-c", "import yaml"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
         if !check.is_ok_and(|s| s.success()) {
             return None;
         }
-        let mut child = Command::new("python3")
-            .args(["-c", SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .ok()?;
+        let mut child =
+            Command::new("python3").args(["-c", SCRIPT]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().ok()?;
         let mut stdin = child.stdin.take()?;
         let input = text.to_owned();
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
@@ -2783,9 +2528,7 @@ c:
 h: !!int 0x1F
 ";
         let bytes: Vec<char> = seed_text.chars().collect();
-        let alphabet: Vec<char> = "-:?[]{},&*!|>'\"%@`#\n \t\r\\.0123456789abxyz<\u{feff}é"
-            .chars()
-            .collect();
+        let alphabet: Vec<char> = "-:?[]{},&*!|>'\"%@`#\n \t\r\\.0123456789abxyz<\u{feff}é".chars().collect();
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move || {
             state ^= state << 13;
@@ -2809,11 +2552,7 @@ h: !!int 0x1F
             if let Ok(docs) = parse_documents(&text) {
                 for doc in docs {
                     let again = parse_documents(&to_yaml(&doc.value)).unwrap_or_default();
-                    assert_eq!(
-                        again.first().map(|d| &d.value),
-                        Some(&doc.value),
-                        "{text:?}"
-                    );
+                    assert_eq!(again.first().map(|d| &d.value), Some(&doc.value), "{text:?}");
                 }
             }
         }

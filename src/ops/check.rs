@@ -66,7 +66,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
         match repo.read_sealed_file(&info.name, FileType::LogEntry, &seq.to_le_bytes(), None) {
             Ok((plain, hash)) => match crate::format::log::LogEntry::decode(&plain) {
                 Ok(e) if e.seq == seq && e.prev == prev => prev = Some(hex::encode(hash)),
-                Ok(_) => rep.errors.push(format!("commit-log entry {} is corrupt: it does not chain to the one before", info.name)),
+                Ok(_) => rep
+                    .errors
+                    .push(format!("commit-log entry {} is corrupt: it does not chain to the one before", info.name)),
                 Err(e) => rep.errors.push(format!("commit-log entry {} is corrupt: {e}", info.name)),
             },
             Err(e) => rep.errors.push(e.to_string()),
@@ -105,7 +107,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
         let walked = tree::walk_snapshot(repo, &m.roots, &mut |r, e| {
             for id in e.desired.blobs.iter().chain(e.server.iter().flat_map(|p| p.blobs.iter())) {
                 if !known.contains(id) && seen_missing.insert(*id) {
-                    missing.push(format!("snapshot {}: blob {} of {} is in no index file", s.id.short(), id.short(), r.display()));
+                    missing.push(format!(
+                        "snapshot {}: blob {} of {} is in no index file",
+                        s.id.short(),
+                        id.short(),
+                        r.display()
+                    ));
                 }
             }
             Ok(())
@@ -128,7 +135,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
     let mut referenced: HashSet<String> = HashSet::new();
     progress.start(if opts.read_data { "reading packs" } else { "checking packs" }, by_pack.len() as u64);
     let mut packs: Vec<_> = by_pack.into_iter().collect();
-    packs.sort_by(|a, b| a.0.cmp(&b.0));
+    packs.sort_by_key(|p| p.0);
     for (pack, entries) in packs {
         let kind = entries[0].1.frame.pack_kind;
         let name = pack_name(kind, &pack);
@@ -148,12 +155,19 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
     let mut leftovers: Vec<&String> = listed.keys().filter(|n| !referenced.contains(*n)).collect();
     leftovers.sort();
     for n in leftovers {
-        rep.warnings.push(format!("{n} is not referenced by any index file (left by an interrupted writer; prune removes it)"));
+        rep.warnings
+            .push(format!("{n} is not referenced by any index file (left by an interrupted writer; prune removes it)"));
     }
     Ok(rep)
 }
 
-fn check_pack(repo: &Repository, pack: &PackId, name: &str, entries: &[(BlobId, BlobLocation)], read_data: bool) -> std::result::Result<(), String> {
+fn check_pack(
+    repo: &Repository,
+    pack: &PackId,
+    name: &str,
+    entries: &[(BlobId, BlobLocation)],
+    read_data: bool,
+) -> std::result::Result<(), String> {
     let b = repo.backend();
     let whole = if read_data {
         let bytes = b.get(name).map_err(|e| e.to_string())?;
@@ -183,7 +197,10 @@ fn check_pack(repo: &Repository, pack: &PackId, name: &str, entries: &[(BlobId, 
     } else {
         b.get_range(name, header_start..header_end).map_err(|e| e.to_string())?
     };
-    let plain = repo.key().open(&aad(FileType::Pack, b"header", b""), &sealed).map_err(|_| "its header does not authenticate".to_owned())?;
+    let plain = repo
+        .key()
+        .open(&aad(FileType::Pack, b"header", b""), &sealed)
+        .map_err(|_| "its header does not authenticate".to_owned())?;
     let header = PackHeader::decode(&plain).map_err(|e| e.to_string())?;
     let mut listed: HashMap<BlobId, (u64, u32, u32)> = HashMap::new();
     for f in &header.frames {
@@ -211,14 +228,17 @@ fn check_pack(repo: &Repository, pack: &PackId, name: &str, entries: &[(BlobId, 
                 .map_err(|_| format!("the frame at byte {} does not authenticate", f.offset))?;
             let raw = match f.compression {
                 Compression::None => compressed,
-                Compression::Zstd => zstd::bulk::decompress(&compressed, f.raw_length as usize).map_err(|e| format!("frame at byte {}: {e}", f.offset))?,
+                Compression::Zstd => zstd::bulk::decompress(&compressed, f.raw_length as usize)
+                    .map_err(|e| format!("frame at byte {}: {e}", f.offset))?,
             };
             if crate::format::pack::frame_id(repo.key().id_key(), &f.blobs) != f.frame_id {
                 return Err(format!("the frame at byte {} has a wrong id", f.offset));
             }
             for bl in &f.blobs {
                 let s = bl.raw_offset as usize;
-                let Some(bytes) = raw.get(s..s + bl.raw_length as usize) else { return Err("a blob lies outside its frame".into()) };
+                let Some(bytes) = raw.get(s..s + bl.raw_length as usize) else {
+                    return Err("a blob lies outside its frame".into());
+                };
                 if repo.key().blob_id(bytes) != bl.id {
                     return Err(format!("blob {} does not match its id", bl.id.short()));
                 }

@@ -39,7 +39,14 @@ pub struct DiffReport {
 }
 
 /// Field-level changes between two stored versions of one resource.
-pub fn field_changes(repo: &Repository, r: &ResourceRef, old: &ResourceEntry, new: &ResourceEntry, server_fields: bool, show_secrets: bool) -> Result<Vec<FieldChange>> {
+pub fn field_changes(
+    repo: &Repository,
+    r: &ResourceRef,
+    old: &ResourceEntry,
+    new: &ResourceEntry,
+    server_fields: bool,
+    show_secrets: bool,
+) -> Result<Vec<FieldChange>> {
     let a = super::read_resource(repo, old, server_fields)?;
     let b = super::read_resource(repo, new, server_fields)?;
     let mut c = fielddiff::diff_values(&a, &b);
@@ -52,7 +59,8 @@ pub fn field_changes(repo: &Repository, r: &ResourceRef, old: &ResourceEntry, ne
 pub fn diff(repo: &Repository, a: &SnapshotId, b: &SnapshotId, opts: &DiffOptions) -> Result<DiffReport> {
     let ma = repo.load_manifest(a)?;
     let mb = repo.load_manifest(b)?;
-    let same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool = if opts.server_fields { &tree::same_all } else { &tree::same_desired };
+    let same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool =
+        if opts.server_fields { &tree::same_all } else { &tree::same_desired };
     let changes = tree::diff_snapshots(repo, &ma.roots, &mb.roots, same)?;
     let mut report = DiffReport::default();
     let mut patches = Vec::new();

@@ -54,13 +54,17 @@ fn walk(path: &str, old: &Value, new: &Value, out: &mut Vec<FieldChange>) {
                 let p = format!("{path}[{i}]");
                 match (a.get(i), b.get(i)) {
                     (Some(x), Some(y)) => walk(&p, x, y, out),
-                    (Some(x), None) => out.push(FieldChange { path: p, op: "removed", old: Some(x.clone()), new: None }),
+                    (Some(x), None) => {
+                        out.push(FieldChange { path: p, op: "removed", old: Some(x.clone()), new: None })
+                    }
                     (None, Some(y)) => out.push(FieldChange { path: p, op: "added", old: None, new: Some(y.clone()) }),
                     (None, None) => {}
                 }
             }
         }
-        (a, b) if a != b => out.push(FieldChange { path: path.to_owned(), op: "changed", old: Some(a.clone()), new: Some(b.clone()) }),
+        (a, b) if a != b => {
+            out.push(FieldChange { path: path.to_owned(), op: "changed", old: Some(a.clone()), new: Some(b.clone()) })
+        }
         _ => {}
     }
 }
@@ -72,7 +76,9 @@ pub fn is_secret(group: &str, kind: &str) -> bool {
 
 fn secret_size(v: &Value, base64: bool) -> String {
     let n = match v {
-        Value::String(s) if base64 => base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).map(|b| b.len()).unwrap_or(s.len()),
+        Value::String(s) if base64 => {
+            base64::engine::general_purpose::STANDARD.decode(s.as_bytes()).map(|b| b.len()).unwrap_or(s.len())
+        }
         Value::String(s) => s.len(),
         other => other.to_string().len(),
     };
@@ -82,14 +88,17 @@ fn secret_size(v: &Value, base64: bool) -> String {
 /// Hides the values of a Secret's `data` and `stringData`, keeping keys and sizes.
 pub fn redact_secret_changes(changes: &mut [FieldChange]) {
     for c in changes {
-        let under = |f: &str| c.path == f || c.path.starts_with(&format!("{f}.")) || c.path.starts_with(&format!("{f}["));
+        let under =
+            |f: &str| c.path == f || c.path.starts_with(&format!("{f}.")) || c.path.starts_with(&format!("{f}["));
         let base64 = under("data");
         if !(base64 || under("stringData")) {
             continue;
         }
         for v in [&mut c.old, &mut c.new].into_iter().flatten() {
             *v = match &*v {
-                Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), Value::String(secret_size(x, base64)))).collect()),
+                Value::Object(m) => {
+                    Value::Object(m.iter().map(|(k, x)| (k.clone(), Value::String(secret_size(x, base64)))).collect())
+                }
                 other => Value::String(secret_size(other, base64)),
             };
         }

@@ -41,7 +41,13 @@ pub struct LogReport {
 }
 
 /// The resource's entry in one snapshot, if present (one namespace: fixed by the first match).
-fn entry_in(repo: &Repository, s: &SnapshotSummary, kind: &KindRef, name: &str, ns: Option<&str>) -> Result<Option<(ResourceRef, ResourceEntry)>> {
+fn entry_in(
+    repo: &Repository,
+    s: &SnapshotSummary,
+    kind: &KindRef,
+    name: &str,
+    ns: Option<&str>,
+) -> Result<Option<(ResourceRef, ResourceEntry)>> {
     let m = repo.load_manifest(&s.id)?;
     match select::find_resource(repo, &m.roots, kind, name, ns) {
         Ok(x) => Ok(Some(x)),
@@ -53,7 +59,9 @@ fn entry_in(repo: &Repository, s: &SnapshotSummary, kind: &KindRef, name: &str, 
 pub fn log(repo: &Repository, opts: &LogOptions) -> Result<LogReport> {
     let cluster = select::choose_cluster(repo, opts.cluster.as_deref())?;
     let snaps = select::of_cluster(repo, cluster.as_deref());
-    let Some(newest) = snaps.last() else { return Err(Error::not_found("snapshot", "any (the repository has no snapshots)")) };
+    let Some(newest) = snaps.last() else {
+        return Err(Error::not_found("snapshot", "any (the repository has no snapshots)"));
+    };
     // Resolve the name against the newest snapshot's types, then older ones if needed.
     let mut kind = None;
     let mut last_err = None;
@@ -67,7 +75,9 @@ pub fn log(repo: &Repository, opts: &LogOptions) -> Result<LogReport> {
             Err(e) => last_err = Some(e),
         }
     }
-    let Some((kind, name)) = kind else { return Err(last_err.unwrap_or_else(|| Error::not_found("resource", opts.resource.clone()))) };
+    let Some((kind, name)) = kind else {
+        return Err(last_err.unwrap_or_else(|| Error::not_found("resource", opts.resource.clone())));
+    };
 
     // Fix the namespace: the one given, else the one the resource lives in (must be unique).
     let mut namespace = opts.namespace.clone();
@@ -80,7 +90,12 @@ pub fn log(repo: &Repository, opts: &LogOptions) -> Result<LogReport> {
         }
     }
     let ns = namespace.clone().filter(|n| !n.is_empty());
-    let resource = ResourceRef { group: kind.group.clone(), kind: kind.kind.clone(), namespace: namespace.clone().unwrap_or_default(), name: name.clone() };
+    let resource = ResourceRef {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        namespace: namespace.clone().unwrap_or_default(),
+        name: name.clone(),
+    };
 
     let mut records = Vec::new();
     let mut prev: Option<ResourceEntry> = None;
@@ -97,7 +112,9 @@ pub fn log(repo: &Repository, opts: &LogOptions) -> Result<LogReport> {
         if let Some(change) = change {
             let fields = if opts.patch {
                 match (&prev, &cur) {
-                    (Some(a), Some(b)) => Some(super::diff::field_changes(repo, &resource, a, b, opts.server_fields, opts.show_secrets)?),
+                    (Some(a), Some(b)) => {
+                        Some(super::diff::field_changes(repo, &resource, a, b, opts.server_fields, opts.show_secrets)?)
+                    }
                     _ => Some(Vec::new()),
                 }
             } else {

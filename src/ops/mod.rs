@@ -46,7 +46,11 @@ pub fn read_part(repo: &Repository, part: &PartRef) -> Result<Vec<u8>> {
         out.extend_from_slice(&repo.read_blob(id)?);
     }
     if out.len() as u64 != part.size {
-        return Err(Error::corrupt("resource part", part.blobs.first().map(|b| b.to_hex()).unwrap_or_default(), "its size differs from the tree's"));
+        return Err(Error::corrupt(
+            "resource part",
+            part.blobs.first().map(|b| b.to_hex()).unwrap_or_default(),
+            "its size differs from the tree's",
+        ));
     }
     Ok(out)
 }
@@ -74,7 +78,8 @@ pub fn read_server_part(repo: &Repository, entry: &ResourceEntry) -> Result<Valu
         None => Ok(Value::Null),
         Some(s) => {
             let sb = read_part(repo, s)?;
-            serde_json::from_slice(&sb).map_err(|e| Error::corrupt("blob", s.blobs[0].to_hex(), format!("not JSON: {e}")))
+            serde_json::from_slice(&sb)
+                .map_err(|e| Error::corrupt("blob", s.blobs[0].to_hex(), format!("not JSON: {e}")))
         }
     }
 }

@@ -77,7 +77,12 @@ pub fn dump_path(r: &ResourceRef) -> PathBuf {
 }
 
 /// The resources chosen by names and filters.
-pub fn choose(repo: &Repository, snapshot: &SnapshotId, resources: &[String], filter: &Filter) -> Result<Vec<(ResourceRef, ResourceEntry)>> {
+pub fn choose(
+    repo: &Repository,
+    snapshot: &SnapshotId,
+    resources: &[String],
+    filter: &Filter,
+) -> Result<Vec<(ResourceRef, ResourceEntry)>> {
     let m = repo.load_manifest(snapshot)?;
     let mut out = Vec::new();
     if resources.is_empty() {
@@ -94,7 +99,12 @@ pub fn choose(repo: &Repository, snapshot: &SnapshotId, resources: &[String], fi
     Ok(out)
 }
 
-pub fn restore(repo: &Repository, snapshot: &SnapshotId, opts: &RestoreOptions, out: &mut dyn std::io::Write) -> Result<Vec<Restored>> {
+pub fn restore(
+    repo: &Repository,
+    snapshot: &SnapshotId,
+    opts: &RestoreOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<Vec<Restored>> {
     let chosen = choose(repo, snapshot, &opts.resources, &opts.filter)?;
     let mut done = Vec::with_capacity(chosen.len());
     for (i, (r, e)) in chosen.into_iter().enumerate() {
@@ -103,14 +113,16 @@ pub fn restore(repo: &Repository, snapshot: &SnapshotId, opts: &RestoreOptions, 
         match &opts.output {
             Output::Stdout => {
                 let sep = if i > 0 { "---\n" } else { "" };
-                out.write_all(format!("{sep}{text}").as_bytes()).map_err(|e| Error::Io("cannot write the output".into(), e))?;
+                out.write_all(format!("{sep}{text}").as_bytes())
+                    .map_err(|e| Error::Io("cannot write the output".into(), e))?;
                 done.push(Restored { resource: r, path: None });
             }
             Output::Dir(dir) => {
                 let rel = dump_path(&r);
                 let path = dir.join(&rel);
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::Io(format!("cannot create {}", parent.display()), e))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::Io(format!("cannot create {}", parent.display()), e))?;
                 }
                 std::fs::write(&path, text).map_err(|e| Error::Io(format!("cannot write {}", path.display()), e))?;
                 done.push(Restored { resource: r, path: Some(rel.display().to_string()) });
@@ -126,11 +138,19 @@ mod tests {
 
     #[test]
     fn dump_paths_match_gen_history() {
-        let r = |g: &str, k: &str, ns: &str, n: &str| ResourceRef { group: g.into(), kind: k.into(), namespace: ns.into(), name: n.into() };
+        let r = |g: &str, k: &str, ns: &str, n: &str| ResourceRef {
+            group: g.into(),
+            kind: k.into(),
+            namespace: ns.into(),
+            name: n.into(),
+        };
         let table = [
             (r("", "ConfigMap", "shop", "web"), "namespaces/shop/ConfigMap.core/web.yaml"),
             (r("apps", "Deployment", "a-b", "x.y"), "namespaces/a-b/Deployment.apps/x.y.yaml"),
-            (r("rbac.authorization.k8s.io", "ClusterRole", "", "system:aggregate"), "cluster/ClusterRole.rbac.authorization.k8s.io/system%3Aaggregate.yaml"),
+            (
+                r("rbac.authorization.k8s.io", "ClusterRole", "", "system:aggregate"),
+                "cluster/ClusterRole.rbac.authorization.k8s.io/system%3Aaggregate.yaml",
+            ),
             (r("", "ConfigMap", "n", "é"), "namespaces/n/ConfigMap.core/%E9.yaml"),
         ];
         for (input, want) in table {

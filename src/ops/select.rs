@@ -31,7 +31,11 @@ pub fn choose_cluster(repo: &Repository, cluster: Option<&str>) -> Result<Option
                 Err(Error::NotFound {
                     what: "cluster",
                     name: c.to_owned(),
-                    hint: if all.is_empty() { " (the repository has no snapshots)".into() } else { format!(" (the repository has: {})", all.join(", ")) },
+                    hint: if all.is_empty() {
+                        " (the repository has no snapshots)".into()
+                    } else {
+                        format!(" (the repository has: {})", all.join(", "))
+                    },
                 })
             }
         }
@@ -60,13 +64,17 @@ pub fn snapshot(repo: &Repository, spec: &str, cluster: Option<&str>) -> Result<
         if list.is_empty() {
             return Err(Error::not_found("snapshot", format!("{spec} (the repository has no snapshots)")));
         }
-        return list.len().checked_sub(n + 1).map(|i| list[i].clone()).ok_or_else(|| {
-            Error::not_found("snapshot", format!("{spec} (there are only {} snapshots)", list.len()))
-        });
+        return list
+            .len()
+            .checked_sub(n + 1)
+            .map(|i| list[i].clone())
+            .ok_or_else(|| Error::not_found("snapshot", format!("{spec} (there are only {} snapshots)", list.len())));
     }
     let lower = spec.to_ascii_lowercase();
     if lower.is_empty() || !lower.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::Usage(format!("{spec:?} is not a snapshot name: give an id, an id prefix, latest or latest~N")));
+        return Err(Error::Usage(format!(
+            "{spec:?} is not a snapshot name: give an id, an id prefix, latest or latest~N"
+        )));
     }
     let matches: Vec<SnapshotSummary> = repo
         .snapshots()
@@ -75,13 +83,20 @@ pub fn snapshot(repo: &Repository, spec: &str, cluster: Option<&str>) -> Result<
         .collect();
     match matches.len() {
         0 => Err(Error::not_found("snapshot", spec)),
-        1 => Ok(matches.into_iter().next().unwrap_or_else(|| unreachable_summary())),
+        1 => Ok(matches.into_iter().next().unwrap_or_else(unreachable_summary)),
         n => Err(Error::Ambiguous(format!("snapshot prefix {spec:?} matches {n} snapshots: give more digits"))),
     }
 }
 
 fn unreachable_summary() -> SnapshotSummary {
-    SnapshotSummary { id: Default::default(), time: String::new(), cluster: String::new(), tags: vec![], objects: 0, partial: false }
+    SnapshotSummary {
+        id: Default::default(),
+        time: String::new(),
+        cluster: String::new(),
+        tags: vec![],
+        objects: 0,
+        partial: false,
+    }
 }
 
 /// The newest snapshot whose time is at or before `t` (ties: the last committed).
@@ -89,8 +104,7 @@ pub fn at(repo: &Repository, t: DateTime<Utc>, cluster: Option<&str>) -> Result<
     let cluster = choose_cluster(repo, cluster)?;
     of_cluster(repo, cluster.as_deref())
         .into_iter()
-        .filter(|s| timeutil::parse_stored(&s.time).is_some_and(|st| st <= t))
-        .next_back()
+        .rfind(|s| timeutil::parse_stored(&s.time).is_some_and(|st| st <= t))
         .ok_or_else(|| Error::not_found("snapshot", format!("at or before {}", timeutil::format(&t))))
 }
 
@@ -219,9 +233,20 @@ fn lookup_path(repo: &Repository, root: &crate::format::BlobId, first: Level, ke
 }
 
 /// Finds one resource. Without a namespace, a namespaced name must match exactly one namespace.
-pub fn find_resource(repo: &Repository, roots: &Roots, kind: &KindRef, name: &str, namespace: Option<&str>) -> Result<(ResourceRef, ResourceEntry)> {
+pub fn find_resource(
+    repo: &Repository,
+    roots: &Roots,
+    kind: &KindRef,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<(ResourceRef, ResourceEntry)> {
     let mut found: Vec<(ResourceRef, ResourceEntry)> = Vec::new();
-    let make = |ns: &str| ResourceRef { group: kind.group.clone(), kind: kind.kind.clone(), namespace: ns.to_owned(), name: name.to_owned() };
+    let make = |ns: &str| ResourceRef {
+        group: kind.group.clone(),
+        kind: kind.kind.clone(),
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    };
     if let Some(c) = &roots.cluster {
         if let Some(Value::Resource(e)) = lookup_path(repo, c, Level::Groups, &[&kind.group, &kind.kind, name])? {
             found.push((make(""), e));
@@ -230,14 +255,18 @@ pub fn find_resource(repo: &Repository, roots: &Roots, kind: &KindRef, name: &st
     if let Some(n) = &roots.namespaces {
         match namespace {
             Some(ns) => {
-                if let Some(Value::Resource(e)) = lookup_path(repo, n, Level::Namespaces, &[ns, &kind.group, &kind.kind, name])? {
+                if let Some(Value::Resource(e)) =
+                    lookup_path(repo, n, Level::Namespaces, &[ns, &kind.group, &kind.kind, name])?
+                {
                     found.push((make(ns), e));
                 }
             }
             None => {
                 for (ns, v) in tree::level_entries(repo, n, Level::Namespaces)? {
                     if let Value::Subtree { id, .. } = v {
-                        if let Some(Value::Resource(e)) = lookup_path(repo, &id, Level::Groups, &[&kind.group, &kind.kind, name])? {
+                        if let Some(Value::Resource(e)) =
+                            lookup_path(repo, &id, Level::Groups, &[&kind.group, &kind.kind, name])?
+                        {
                             found.push((make(&ns), e));
                         }
                     }
@@ -250,14 +279,23 @@ pub fn find_resource(repo: &Repository, roots: &Roots, kind: &KindRef, name: &st
     match found.len() {
         0 => Err(Error::not_found(
             "resource",
-            format!("{}/{}{}", display(kind), name, namespace.map(|n| format!(" in namespace {n}")).unwrap_or_default()),
+            format!(
+                "{}/{}{}",
+                display(kind),
+                name,
+                namespace.map(|n| format!(" in namespace {n}")).unwrap_or_default()
+            ),
         )),
         1 => Ok(found.remove(0)),
         _ => Err(Error::Ambiguous(format!(
             "{}/{} exists in several namespaces ({}): choose one with -n",
             display(kind),
             name,
-            found.iter().map(|(r, _)| if r.namespace.is_empty() { "(cluster)".to_owned() } else { r.namespace.clone() }).collect::<Vec<_>>().join(", ")
+            found
+                .iter()
+                .map(|(r, _)| if r.namespace.is_empty() { "(cluster)".to_owned() } else { r.namespace.clone() })
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -277,8 +315,16 @@ impl Filter {
 }
 
 /// Every resource of a snapshot that passes the filter, reading only the subtrees it needs.
-pub fn walk_filtered(repo: &Repository, roots: &Roots, filter: &Filter, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>) -> Result<()> {
-    let visit_groups = |root: &crate::format::BlobId, ns: &str, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>| -> Result<()> {
+pub fn walk_filtered(
+    repo: &Repository,
+    roots: &Roots,
+    filter: &Filter,
+    f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>,
+) -> Result<()> {
+    let visit_groups = |root: &crate::format::BlobId,
+                        ns: &str,
+                        f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>|
+     -> Result<()> {
         match &filter.kind {
             Some(k) => {
                 if let Some(Value::Subtree { id, .. }) = lookup_path(repo, root, Level::Groups, &[&k.group, &k.kind])? {
@@ -314,7 +360,12 @@ pub fn walk_filtered(repo: &Repository, roots: &Roots, filter: &Filter, f: &mut 
 }
 
 /// Resolves `-n`/`--kind` options into a filter.
-pub fn filter(repo: &Repository, manifest: &SnapshotManifest, namespace: Option<&str>, kind: Option<&str>) -> Result<Filter> {
+pub fn filter(
+    repo: &Repository,
+    manifest: &SnapshotManifest,
+    namespace: Option<&str>,
+    kind: Option<&str>,
+) -> Result<Filter> {
     Ok(Filter {
         namespace: namespace.map(str::to_owned),
         kind: kind.map(|k| resolve_kind(repo, manifest, k)).transpose()?,

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::Progress;
 use crate::chunker::chunk_ranges;
+use crate::crypto::MasterKey;
 use crate::format::config::Chunking;
 use crate::format::log::SnapshotSummary;
 use crate::format::pack::{BlobType, PackKind};
@@ -28,7 +29,6 @@ use crate::k8s::names::TypeTable;
 use crate::repo::packer::Packer;
 use crate::repo::tree::{self, TreeWriter};
 use crate::repo::{index, LogChange, Repository};
-use crate::crypto::MasterKey;
 use crate::{timeutil, Error, Result};
 
 /// The cluster name of a snapshot when none is given.
@@ -115,10 +115,20 @@ fn crd_type(value: &serde_json::Value) -> Option<TypeInfo> {
     })
 }
 
-fn prepare(key: &MasterKey, chunking: &Chunking, file: usize, doc: usize, value: serde_json::Value) -> std::result::Result<Prepared, String> {
+fn prepare(
+    key: &MasterKey,
+    chunking: &Chunking,
+    file: usize,
+    doc: usize,
+    value: serde_json::Value,
+) -> std::result::Result<Prepared, String> {
     let resource = identity_of(&value).map_err(|e| e.to_string())?;
     let owned = is_controller_owned(&value);
-    let crd = if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" { crd_type(&value) } else { None };
+    let crd = if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
+        crd_type(&value)
+    } else {
+        None
+    };
     let parts = split(value);
     let desired = prepare_part(key, chunking, canonical_json(&parts.desired), BlobType::Desired);
     let server = parts.server.map(|s| prepare_part(key, chunking, canonical_json(&s), BlobType::Server));
@@ -139,7 +149,8 @@ fn sort_key(r: &ResourceRef, blob_type: BlobType, part: u8, chunk: usize) -> Vec
 
 /// Takes a snapshot of a dump folder.
 pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dyn Progress) -> Result<SnapshotReport> {
-    let started = timeutil::now();
+    // Whole seconds, as Kubernetes records times.
+    let started = chrono::SubsecRound::trunc_subsecs(timeutil::now(), 0);
     let root = &opts.from_dir;
     if !root.is_dir() {
         return Err(Error::InvalidInput(format!("{} is not a folder", root.display())));
@@ -179,7 +190,9 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                                 return;
                             }
                         }
-                        Err(m) => errs.push(DocError { file: rel.display().to_string(), doc: o.doc, line: 0, message: m }),
+                        Err(m) => {
+                            errs.push(DocError { file: rel.display().to_string(), doc: o.doc, line: 0, message: m })
+                        }
                     }
                 }
                 if !errs.is_empty() && tx.send(Message::Errors(errs)).is_err() {
@@ -230,7 +243,11 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.doc).cmp(&(&b.file, b.doc)));
         if !opts.skip_invalid {
-            let more = if errors.len() > 1 { format!(" (and {} more; --skip-invalid skips them)", errors.len() - 1) } else { " (--skip-invalid skips such documents)".to_owned() };
+            let more = if errors.len() > 1 {
+                format!(" (and {} more; --skip-invalid skips them)", errors.len() - 1)
+            } else {
+                " (--skip-invalid skips such documents)".to_owned()
+            };
             return Err(Error::InvalidInput(format!("{}{more}", errors[0])));
         }
         for e in &errors {

@@ -145,7 +145,9 @@ pub fn write_checkpoint(repo: &Repository) -> Result<()> {
         index: st.index.clone(),
     };
     let mut bytes = FileHeader::encode(FileType::Checkpoint).to_vec();
-    bytes.extend_from_slice(&repo.key().seal(&aad(FileType::Checkpoint, b"", &seq_context(st.seq)), &super::zstd_json(&c.encode())));
+    bytes.extend_from_slice(
+        &repo.key().seal(&aad(FileType::Checkpoint, b"", &seq_context(st.seq)), &super::zstd_json(&c.encode())),
+    );
     repo.backend().put_new(&checkpoint_name(st.seq), Bytes::from(bytes)).map_err(Error::Backend)?;
     Ok(())
 }

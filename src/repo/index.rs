@@ -63,7 +63,11 @@ impl IndexSet {
     }
 
     /// Every entry of every live index file (for `check` and `stats`), file by file.
-    pub fn for_each_entry(&self, repo: &Repository, mut f: impl FnMut(&IndexId, &BlobId, &BlobLocation) -> Result<()>) -> Result<()> {
+    pub fn for_each_entry(
+        &self,
+        repo: &Repository,
+        mut f: impl FnMut(&IndexId, &BlobId, &BlobLocation) -> Result<()>,
+    ) -> Result<()> {
         for file in &self.files {
             let (footer, _) = head(repo, file)?;
             for b in 0..footer.blocks.len() {
@@ -201,7 +205,7 @@ pub fn file_size(repo: &Repository, id: &IndexId) -> Result<u64> {
 /// Writes one index file listing `entries` (any order; duplicates keep the first); returns its
 /// id and stored size.
 pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) -> Result<(IndexId, u64)> {
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.sort_by_key(|e| e.0);
     entries.dedup_by(|a, b| a.0 == b.0);
     let mut out = FileHeader::encode(FileType::Index).to_vec();
     let mut footer = IndexFooter::default();

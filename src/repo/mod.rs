@@ -176,7 +176,12 @@ fn try_key_file(bytes: &[u8], password: &[u8], name: &str) -> Result<Option<Mast
 impl Repository {
     /// Creates a repository: a key file for `password`, then the config (which marks the
     /// location as a repository). Refuses a location that already has a config.
-    pub fn init(backend: Arc<dyn Backend>, password: &[u8], kdf: KdfParams, tune: impl FnOnce(&mut Config)) -> Result<RepoId> {
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        kdf: KdfParams,
+        tune: impl FnOnce(&mut Config),
+    ) -> Result<RepoId> {
         let location = backend.location();
         match backend.get(CONFIG_NAME) {
             Ok(_) => return Err(Error::RepositoryExists(location)),
@@ -188,7 +193,10 @@ impl Repository {
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
         let mut config = Config::new(RepoId(id), now_string());
         tune(&mut config);
-        if !(1..=22).contains(&config.packing.zstd_level) || config.packing.frame_target < 1024 || config.packing.frame_target > 16 << 20 {
+        if !(1..=22).contains(&config.packing.zstd_level)
+            || config.packing.frame_target < 1024
+            || config.packing.frame_target > 16 << 20
+        {
             return Err(Error::Usage("zstd level must be 1..=22 and the frame target 1 KiB..16 MiB".into()));
         }
         let key_id = write_key_file(backend.as_ref(), &master, password, kdf)?;
@@ -230,7 +238,8 @@ impl Repository {
             }
             return Err(Error::WrongPassword(keys.len()));
         };
-        let body = FileHeader::decode(&config_bytes, FileType::Config).map_err(|e| Error::from_format("config", "", e))?;
+        let body =
+            FileHeader::decode(&config_bytes, FileType::Config).map_err(|e| Error::from_format("config", "", e))?;
         let plain = key
             .open(&aad(FileType::Config, b"", b""), body)
             .map_err(|_| Error::corrupt("config", "", "it does not authenticate with the repository key"))?;
@@ -329,7 +338,13 @@ impl Repository {
     }
 
     /// Reads a content-named, sealed file and checks its name, header and seal.
-    pub(crate) fn read_sealed_file(&self, name: &str, ft: FileType, context: &[u8], expect_hash: Option<&[u8; 32]>) -> Result<(Vec<u8>, [u8; 32])> {
+    pub(crate) fn read_sealed_file(
+        &self,
+        name: &str,
+        ft: FileType,
+        context: &[u8],
+        expect_hash: Option<&[u8; 32]>,
+    ) -> Result<(Vec<u8>, [u8; 32])> {
         let bytes = match self.backend.get(name) {
             Ok(b) => b,
             Err(BackendError::NotFound(n)) => return Err(Error::corrupt(ft.name(), name, format!("{n} is missing"))),
@@ -393,7 +408,11 @@ impl Repository {
         let raw = match f.compression {
             Compression::None => compressed,
             Compression::Zstd => zstd::bulk::decompress(&compressed, f.raw_length as usize).map_err(|e| {
-                Error::corrupt("pack", f.pack.to_hex(), format!("the frame at byte {} does not decompress: {e}", f.offset))
+                Error::corrupt(
+                    "pack",
+                    f.pack.to_hex(),
+                    format!("the frame at byte {} does not decompress: {e}", f.offset),
+                )
             })?,
         };
         if raw.len() != f.raw_length as usize {

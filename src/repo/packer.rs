@@ -67,7 +67,14 @@ impl Packer {
     }
 
     /// Queues a blob; writes packs when the buffer is full. A blob already queued is ignored.
-    pub fn add(&mut self, repo: &Repository, id: BlobId, blob_type: BlobType, data: Vec<u8>, sort_key: Vec<u8>) -> Result<()> {
+    pub fn add(
+        &mut self,
+        repo: &Repository,
+        id: BlobId,
+        blob_type: BlobType,
+        data: Vec<u8>,
+        sort_key: Vec<u8>,
+    ) -> Result<()> {
         debug_assert_eq!(blob_type.pack_kind(), self.kind);
         if !self.seen.insert(id) {
             return Ok(());
@@ -185,7 +192,12 @@ impl Packer {
             for b in fh.blobs {
                 self.written.push((
                     b.id,
-                    BlobLocation { frame: frame.clone(), blob_type: b.blob_type, raw_offset: b.raw_offset, raw_length: b.raw_length },
+                    BlobLocation {
+                        frame: frame.clone(),
+                        blob_type: b.blob_type,
+                        raw_offset: b.raw_offset,
+                        raw_length: b.raw_length,
+                    },
                 ));
             }
         }
@@ -198,7 +210,12 @@ fn seal_frame(repo: &Repository, kind: PackKind, group: &[Pending], level: i32) 
     let mut raw = Vec::with_capacity(total);
     let mut blobs = Vec::with_capacity(group.len());
     for p in group {
-        blobs.push(FrameBlob { id: p.id, blob_type: p.blob_type, raw_offset: raw.len() as u32, raw_length: p.data.len() as u32 });
+        blobs.push(FrameBlob {
+            id: p.id,
+            blob_type: p.blob_type,
+            raw_offset: raw.len() as u32,
+            raw_length: p.data.len() as u32,
+        });
         raw.extend_from_slice(&p.data);
     }
     let (payload, compression) = match zstd::bulk::compress(&raw, level) {

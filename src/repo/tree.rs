@@ -122,7 +122,10 @@ impl<'a> TreeWriter<'a> {
         Ok(roots)
     }
 
-    fn write_groups(&mut self, groups: BTreeMap<String, BTreeMap<String, BTreeMap<String, ResourceEntry>>>) -> Result<(BlobId, u64)> {
+    fn write_groups(
+        &mut self,
+        groups: BTreeMap<String, BTreeMap<String, BTreeMap<String, ResourceEntry>>>,
+    ) -> Result<(BlobId, u64)> {
         let mut group_entries = Vec::with_capacity(groups.len());
         for (group, kinds) in groups {
             let mut kind_entries = Vec::with_capacity(kinds.len());
@@ -181,7 +184,10 @@ pub fn lookup(repo: &Repository, root: &BlobId, level: Level, key: &str) -> Resu
         let node = read_node(repo, &id, level)?;
         match &node.body {
             NodeBody::Leaf(entries) => {
-                return Ok(entries.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())).ok().map(|i| entries[i].1.clone()));
+                return Ok(entries
+                    .binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes()))
+                    .ok()
+                    .map(|i| entries[i].1.clone()));
             }
             NodeBody::Internal(children) => {
                 let i = children.partition_point(|c| c.first_key.as_bytes() <= key.as_bytes());
@@ -197,11 +203,18 @@ pub fn lookup(repo: &Repository, root: &BlobId, level: Level, key: &str) -> Resu
 
 /// Calls `f` for every resource under a root of the given level, in key order. `prefix` holds
 /// the keys above (namespace, group, kind).
-pub fn walk(repo: &Repository, root: &BlobId, level: Level, prefix: &mut Vec<String>, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>) -> Result<()> {
+pub fn walk(
+    repo: &Repository,
+    root: &BlobId,
+    level: Level,
+    prefix: &mut Vec<String>,
+    f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>,
+) -> Result<()> {
     for (k, v) in level_entries(repo, root, level)? {
         match v {
             Value::Subtree { id, .. } => {
-                let child = level.child().ok_or_else(|| Error::corrupt("tree node", id.to_hex(), "subtree below names"))?;
+                let child =
+                    level.child().ok_or_else(|| Error::corrupt("tree node", id.to_hex(), "subtree below names"))?;
                 prefix.push(k);
                 walk(repo, &id, child, prefix, f)?;
                 prefix.pop();
@@ -213,7 +226,11 @@ pub fn walk(repo: &Repository, root: &BlobId, level: Level, prefix: &mut Vec<Str
 }
 
 /// Walks every resource of a snapshot: cluster-scoped first, then namespaced.
-pub fn walk_snapshot(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>) -> Result<()> {
+pub fn walk_snapshot(
+    repo: &Repository,
+    roots: &Roots,
+    f: &mut dyn FnMut(ResourceRef, ResourceEntry) -> Result<()>,
+) -> Result<()> {
     if let Some(c) = &roots.cluster {
         walk(repo, c, Level::Groups, &mut vec![String::new()], f)?;
     }
@@ -239,7 +256,14 @@ pub struct Change {
 
 /// The entries of a level that can differ between two roots: node ids present on both sides
 /// are skipped without reading them (equal ids, equal contents).
-fn differing_entries(repo: &Repository, a: Option<&BlobId>, b: Option<&BlobId>, level: Level) -> Result<(Vec<(String, Value)>, Vec<(String, Value)>)> {
+type Entries = Vec<(String, Value)>;
+
+fn differing_entries(
+    repo: &Repository,
+    a: Option<&BlobId>,
+    b: Option<&BlobId>,
+    level: Level,
+) -> Result<(Entries, Entries)> {
     let mut sa: Vec<BlobId> = a.into_iter().copied().collect();
     let mut sb: Vec<BlobId> = b.into_iter().copied().collect();
     let mut leaves_a = Vec::new();
@@ -316,8 +340,12 @@ pub fn diff_level(
                     out.push(Change { resource: make_ref(prefix, key), old: Some(x), new: Some(y) });
                 }
             }
-            (Some(Value::Resource(x)), None) => out.push(Change { resource: make_ref(prefix, key), old: Some(x), new: None }),
-            (None, Some(Value::Resource(y))) => out.push(Change { resource: make_ref(prefix, key), old: None, new: Some(y) }),
+            (Some(Value::Resource(x)), None) => {
+                out.push(Change { resource: make_ref(prefix, key), old: Some(x), new: None })
+            }
+            (None, Some(Value::Resource(y))) => {
+                out.push(Change { resource: make_ref(prefix, key), old: None, new: Some(y) })
+            }
             (va, vb) => {
                 let sub = |v: &Option<Value>| match v {
                     Some(Value::Subtree { id, .. }) => Some(*id),
@@ -346,7 +374,12 @@ impl PairExt for Option<(String, Value)> {
 }
 
 /// Every resource that differs between two snapshots' trees.
-pub fn diff_snapshots(repo: &Repository, a: &Roots, b: &Roots, same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool) -> Result<Vec<Change>> {
+pub fn diff_snapshots(
+    repo: &Repository,
+    a: &Roots,
+    b: &Roots,
+    same: &dyn Fn(&ResourceEntry, &ResourceEntry) -> bool,
+) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     diff_level(repo, a.cluster.as_ref(), b.cluster.as_ref(), Level::Groups, &mut vec![String::new()], same, &mut out)?;
     diff_level(repo, a.namespaces.as_ref(), b.namespaces.as_ref(), Level::Namespaces, &mut Vec::new(), same, &mut out)?;

@@ -32,7 +32,8 @@ fn listing(b: &dyn Backend) {
     }
     let all: Vec<String> = b.list("log/", None).unwrap().into_iter().map(|o| o.name).collect();
     assert_eq!(all, vec!["log/00000000000000000001", "log/00000000000000000002", "log/00000000000000000003"]);
-    let after: Vec<String> = b.list("log/", Some("log/00000000000000000001")).unwrap().into_iter().map(|o| o.name).collect();
+    let after: Vec<String> =
+        b.list("log/", Some("log/00000000000000000001")).unwrap().into_iter().map(|o| o.name).collect();
     assert_eq!(after, vec!["log/00000000000000000002", "log/00000000000000000003"]);
     let sizes: Vec<u64> = b.list("log/", None).unwrap().into_iter().map(|o| o.size).collect();
     assert_eq!(sizes, vec![24, 24, 24]);
@@ -44,7 +45,11 @@ fn deletion(b: &dyn Backend) {
     b.delete("snapshots/d1").unwrap();
     assert!(matches!(b.get("snapshots/d1"), Err(BackendError::NotFound(_))));
     b.delete("snapshots/d1").unwrap();
-    assert_eq!(b.put_new("snapshots/d1", Bytes::from_static(b"y")).unwrap(), Created::New, "a deleted name can be created again");
+    assert_eq!(
+        b.put_new("snapshots/d1", Bytes::from_static(b"y")).unwrap(),
+        Created::New,
+        "a deleted name can be created again"
+    );
     assert_eq!(&b.get("snapshots/d1").unwrap()[..], b"y");
 }
 

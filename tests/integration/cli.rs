@@ -19,7 +19,17 @@ fn snapshot_json_and_listing() {
     let env = Env::new();
     let d0 = env.path("d0");
     synthetic_cluster(&d0, 0);
-    let v = env.json(&["snapshot", "--from-dir", d0.to_str().unwrap(), "--time", "2026-01-01T10:00:00+02:00", "--tag", "daily", "--cluster", "prod"]);
+    let v = env.json(&[
+        "snapshot",
+        "--from-dir",
+        d0.to_str().unwrap(),
+        "--time",
+        "2026-01-01T10:00:00+02:00",
+        "--tag",
+        "daily",
+        "--cluster",
+        "prod",
+    ]);
     assert_eq!(v["time"], "2026-01-01T08:00:00Z");
     assert_eq!(v["cluster"], "prod");
     assert_eq!(v["objects"], 14);
@@ -34,7 +44,10 @@ fn snapshot_json_and_listing() {
     assert_eq!(env.json(&["snapshots", "list", "--tag", "weekly"]), serde_json::json!([]));
     // The same folder again: nothing changed, almost nothing stored.
     let again = env.json(&["snapshot", "--from-dir", d0.to_str().unwrap(), "--cluster", "prod"]);
-    assert_eq!((again["added"].as_u64(), again["modified"].as_u64(), again["removed"].as_u64()), (Some(0), Some(0), Some(0)));
+    assert_eq!(
+        (again["added"].as_u64(), again["modified"].as_u64(), again["removed"].as_u64()),
+        (Some(0), Some(0), Some(0))
+    );
     assert!(again["bytes_added"].as_u64().unwrap() < v["bytes_added"].as_u64().unwrap() / 4);
     let show = env.ok(&["snapshots", "show", "latest"]);
     assert!(show.contains("cluster   prod") && show.contains("objects   14"), "{show}");
@@ -67,7 +80,13 @@ fn diff_counts_desired_changes_and_hides_secrets() {
     assert_eq!(idents(&d["removed"]), Vec::<String>::new());
     assert_eq!(
         idents(&d["modified"]),
-        vec!["/Secret/blog/web-secret", "/Secret/shop/web-secret", "apps/Deployment/blog/web", "apps/Deployment/shop/web", "example.com/Widget/shop/gizmo"]
+        vec![
+            "/Secret/blog/web-secret",
+            "/Secret/shop/web-secret",
+            "apps/Deployment/blog/web",
+            "apps/Deployment/shop/web",
+            "example.com/Widget/shop/gizmo"
+        ]
     );
     // Server-owned changes count only with --server-fields (the Deployments' status changed too,
     // but they are already modified; the Namespace's did not change).
@@ -205,7 +224,12 @@ fn log_shows_history_newest_first() {
     let c = env.snapshot(&d, "2026-01-03T00:00:00Z", &[]);
     let _ = env.snapshot(&d, "2026-01-04T00:00:00Z", &[]);
     let log = env.json(&["log", "deploy/web", "-n", "shop"]);
-    let recs: Vec<(String, String)> = log["records"].as_array().unwrap().iter().map(|r| (r["snapshot"].as_str().unwrap().to_owned(), r["change"].as_str().unwrap().to_owned())).collect();
+    let recs: Vec<(String, String)> = log["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["snapshot"].as_str().unwrap().to_owned(), r["change"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(recs, vec![(c.clone(), "added".into()), (b, "removed".into()), (a, "added".into())]);
     let secret_log = env.ok(&["log", "secret/web-secret", "-n", "shop", "-p"]);
     assert!(secret_log.contains("modified") && !secret_log.contains("c2VjcmV0"), "{secret_log}");
@@ -226,7 +250,12 @@ fn invalid_documents_commit_nothing_unless_skipped() {
     let out = env.run(&["snapshot", "--from-dir", d.to_str().unwrap(), "--skip-invalid", "--json"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("kustomization.yaml") && err.contains("generateName") && err.contains("skipped 3 invalid document(s)"), "{err}");
+    assert!(
+        err.contains("kustomization.yaml")
+            && err.contains("generateName")
+            && err.contains("skipped 3 invalid document(s)"),
+        "{err}"
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["objects"], 15);
     assert_eq!(v["skipped_documents"], 3);
@@ -237,7 +266,11 @@ fn duplicate_identities_name_both_files() {
     let env = Env::new();
     let d = env.path("d");
     write(&d, "a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: team\n");
-    write(&d, "sub/b.json", r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "team"}}]}"#);
+    write(
+        &d,
+        "sub/b.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "team"}}]}"#,
+    );
     let (c, err) = env.fail(&["snapshot", "--from-dir", d.to_str().unwrap()]);
     assert_eq!(c, 7);
     assert!(err.contains("a.yaml") && err.contains("sub/b.json") && err.contains("ConfigMap/x -n team"), "{err}");
@@ -259,10 +292,17 @@ fn list_wrappers_and_json_files_are_read() {
     let env = Env::new();
     let d = env.path("d");
     write(&d, "cms.yaml", "apiVersion: v1\nkind: ConfigMapList\nitems:\n- metadata:\n    name: one\n    namespace: team\n- metadata:\n    name: two\n    namespace: team\n");
-    write(&d, "x.json", r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "j", "namespace": "team"}, "spec": {"replicas": 1.5e0}}"#);
+    write(
+        &d,
+        "x.json",
+        r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "j", "namespace": "team"}, "spec": {"replicas": 1.5e0}}"#,
+    );
     write(&d, "ignored.txt", "not yaml");
     env.snapshot(&d, "2026-01-01T00:00:00Z", &[]);
-    assert_eq!(idents(&env.json(&["ls", "latest"])), vec!["/ConfigMap/team/one", "/ConfigMap/team/two", "apps/Deployment/team/j"]);
+    assert_eq!(
+        idents(&env.json(&["ls", "latest"])),
+        vec!["/ConfigMap/team/one", "/ConfigMap/team/two", "apps/Deployment/team/j"]
+    );
 }
 
 #[test]
@@ -271,24 +311,44 @@ fn repository_and_password_errors() {
     let (c, err) = env.fail(&["init"]);
     assert_eq!(c, 3);
     assert!(err.contains("already exists"), "{err}");
-    let (c, err) = env.cmd(&["snapshots", "list"]).env("KUBESNAP_PASSWORD", "wrong").output().map(|o| (o.status.code().unwrap(), String::from_utf8_lossy(&o.stderr).into_owned())).unwrap();
+    let (c, err) = env
+        .cmd(&["snapshots", "list"])
+        .env("KUBESNAP_PASSWORD", "wrong")
+        .output()
+        .map(|o| (o.status.code().unwrap(), String::from_utf8_lossy(&o.stderr).into_owned()))
+        .unwrap();
     assert_eq!(c, 4);
     assert!(err.contains("wrong password"), "{err}");
     let other = Env::uninit();
     let (c, err) = other.fail(&["snapshots", "list"]);
     assert_eq!(c, 3);
     assert!(err.contains("no kubesnap repository") && err.contains("kubesnap init"), "{err}");
-    let (_, err) = env.cmd(&["snapshots", "list"]).env_remove("KUBESNAP_PASSWORD").output().map(|o| (0, String::from_utf8_lossy(&o.stderr).into_owned())).unwrap();
+    let (_, err) = env
+        .cmd(&["snapshots", "list"])
+        .env_remove("KUBESNAP_PASSWORD")
+        .output()
+        .map(|o| (0, String::from_utf8_lossy(&o.stderr).into_owned()))
+        .unwrap();
     assert!(err.contains("no password"), "{err}");
     // Password from a file and from a command.
     let pw = env.path("pw");
     std::fs::write(&pw, format!("{}\n", super::common::PASSWORD)).unwrap();
-    let out = env.cmd(&["snapshots", "list"]).env_remove("KUBESNAP_PASSWORD").env("KUBESNAP_PASSWORD_FILE", &pw).output().unwrap();
+    let out = env
+        .cmd(&["snapshots", "list"])
+        .env_remove("KUBESNAP_PASSWORD")
+        .env("KUBESNAP_PASSWORD_FILE", &pw)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = env.cmd(&["snapshots", "list", "--password-command", &format!("cat {}", pw.display())]).env_remove("KUBESNAP_PASSWORD").output().unwrap();
+    let out = env
+        .cmd(&["snapshots", "list", "--password-command", &format!("cat {}", pw.display())])
+        .env_remove("KUBESNAP_PASSWORD")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // No cache on disk at all.
-    let out = env.cmd(&["snapshots", "list", "--no-cache"]).env("KUBESNAP_CACHE_DIR", "/proc/nonexistent").output().unwrap();
+    let out =
+        env.cmd(&["snapshots", "list", "--no-cache"]).env("KUBESNAP_CACHE_DIR", "/proc/nonexistent").output().unwrap();
     assert!(out.status.success());
 }
 
@@ -299,7 +359,10 @@ fn stats_and_check_report() {
     let s = env.json(&["stats"]);
     assert_eq!(s["snapshots"], 2);
     assert_eq!(s["objects"], 28);
-    assert!(s["stored_bytes"].as_u64().unwrap() > 0 && s["deduplicated_bytes"].as_u64().unwrap() < s["logical_bytes"].as_u64().unwrap());
+    assert!(
+        s["stored_bytes"].as_u64().unwrap() > 0
+            && s["deduplicated_bytes"].as_u64().unwrap() < s["logical_bytes"].as_u64().unwrap()
+    );
     let one = env.json(&["stats", "latest"]);
     assert_eq!(one["objects"], 14);
     let c = env.json(&["check", "--read-data"]);

@@ -68,7 +68,11 @@ impl Env {
     /// Runs a command that must fail; returns (exit code, stderr).
     pub fn fail(&self, args: &[&str]) -> (i32, String) {
         let out = self.run(args);
-        assert!(!out.status.success(), "kubesnap {args:?} should have failed:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubesnap {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!err.contains("panicked"), "kubesnap {args:?} panicked:\n{err}");
         (out.status.code().unwrap_or(-1), err)
@@ -101,7 +105,11 @@ pub fn write(root: &Path, rel: &str, text: &str) {
 /// A small cluster dump made in code: namespaces, Deployments, ConfigMaps, Secrets (binary
 /// data), a Service, a ClusterRole, a CRD and one of its objects, and tricky values.
 pub fn synthetic_cluster(root: &Path, variant: u32) {
-    write(root, "cluster/Namespace.core/shop.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  uid: 1111\nstatus:\n  phase: Active\n");
+    write(
+        root,
+        "cluster/Namespace.core/shop.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  uid: 1111\nstatus:\n  phase: Active\n",
+    );
     write(root, "cluster/Namespace.core/blog.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: blog\n");
     write(
         root,
@@ -135,7 +143,12 @@ pub fn synthetic_cluster(root: &Path, variant: u32) {
         );
     }
     let long = "a".repeat(253);
-    let long_ref = kubesnap::format::resource::ResourceRef { group: String::new(), kind: "ConfigMap".into(), namespace: "shop".into(), name: long.clone() };
+    let long_ref = kubesnap::format::resource::ResourceRef {
+        group: String::new(),
+        kind: "ConfigMap".into(),
+        namespace: "shop".into(),
+        name: long.clone(),
+    };
     write(
         root,
         kubesnap::ops::restore::dump_path(&long_ref).to_str().unwrap(),
@@ -224,7 +237,8 @@ pub fn idents(v: &Value) -> Vec<String> {
 }
 
 pub fn strings(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = v.as_array().expect("array").iter().map(|s| s.as_str().expect("string").to_owned()).collect();
+    let mut out: Vec<String> =
+        v.as_array().expect("array").iter().map(|s| s.as_str().expect("string").to_owned()).collect();
     out.sort();
     out
 }

@@ -88,7 +88,8 @@ for d, dirs, files in os.walk(root):
 print(json.dumps(out))
 "#;
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/k8s_yaml.py");
-    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(tool).arg(corpus).output().expect("python3");
+    let out =
+        std::process::Command::new("python3").arg("-c").arg(script).arg(tool).arg(corpus).output().expect("python3");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("oracle JSON")
 }
@@ -135,7 +136,10 @@ fn every_raw_corpus_file_restores_as_kubernetes_reads_it() {
         }
         let out = env.run(&["snapshot", "--from-dir", dir.to_str().unwrap(), "--skip-invalid", "--json", "-q"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        for line in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("skipped ") && !l.contains("invalid document(s)")) {
+        for line in String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("skipped ") && !l.contains("invalid document(s)"))
+        {
             rejected.push(line.to_owned());
         }
         let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"].as_str().unwrap().to_owned();
@@ -154,7 +158,10 @@ fn every_raw_corpus_file_restores_as_kubernetes_reads_it() {
                     assert_eq!(g, want, "{rel} does not restore to what Kubernetes reads from it");
                     compared += 1;
                 }
-                None => assert!(rejected.iter().any(|r| r.contains(Path::new(rel).file_name().unwrap().to_str().unwrap())), "{rel} ({id}) vanished without a warning"),
+                None => assert!(
+                    rejected.iter().any(|r| r.contains(Path::new(rel).file_name().unwrap().to_str().unwrap())),
+                    "{rel} ({id}) vanished without a warning"
+                ),
             }
         }
     }

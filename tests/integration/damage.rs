@@ -39,7 +39,11 @@ fn repo_with_separate_packs() -> Env {
     synthetic_cluster(&a, 0);
     env.snapshot(&a, "2026-01-01T00:00:00Z", &[]);
     let b = env.path("b");
-    write(&b, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-in-b\n  namespace: other\ndata:\n  k: v\n");
+    write(
+        &b,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: only-in-b\n  namespace: other\ndata:\n  k: v\n",
+    );
     env.snapshot(&b, "2026-01-02T00:00:00Z", &[]);
     env
 }
@@ -136,7 +140,12 @@ fn killed_snapshots_leave_the_repository_sound() {
     env.snapshot(&small, "2026-01-01T00:00:00Z", &[]);
     let mut killed = 0;
     for delay_ms in [5u64, 30, 80, 150, 250, 400, 700] {
-        let mut child = env.cmd(&["snapshot", "--from-dir", big.to_str().unwrap(), "-q"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = env
+            .cmd(&["snapshot", "--from-dir", big.to_str().unwrap(), "-q"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL

@@ -21,7 +21,10 @@ fn crds_in_the_snapshot_resolve_and_ambiguity_is_an_error() {
     env.snapshot(&d, "2026-01-01T00:00:00Z", &[]);
     let (code, err) = env.fail(&["restore", "latest", "certificate/tls", "--stdout"]);
     assert_eq!(code, 2);
-    assert!(err.contains("Certificate.cert-manager.io") && err.contains("Certificate.networking.internal.knative.dev"), "{err}");
+    assert!(
+        err.contains("Certificate.cert-manager.io") && err.contains("Certificate.networking.internal.knative.dev"),
+        "{err}"
+    );
     let table = [
         ("certificates.cert-manager.io/tls", "secretName: tls"),
         ("cert/tls", "secretName: tls"),
@@ -40,7 +43,11 @@ fn crds_in_the_snapshot_resolve_and_ambiguity_is_an_error() {
 fn custom_resources_without_their_crd_resolve_by_kind() {
     let env = Env::new();
     let d = env.path("d");
-    write(&d, "g.yaml", "apiVersion: example.org/v1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: team\nspec: {}\n");
+    write(
+        &d,
+        "g.yaml",
+        "apiVersion: example.org/v1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: team\nspec: {}\n",
+    );
     env.snapshot(&d, "2026-01-01T00:00:00Z", &[]);
     let out = env.ok(&["restore", "latest", "gadget/g1", "--stdout"]);
     assert!(out.contains("kind: Gadget"));

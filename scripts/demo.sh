@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: build kubesnap, create a local-folder repository, take
+# two snapshots of the sample cluster dump (the second after a change), then list, diff, show the
+# history of one resource and restore it. Everything lands under ./demo (delete it to start over).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "demo: cargo is needed (the Rust toolchain: https://rustup.rs)" >&2; exit 1; }
+cargo build --quiet --bin kubesnap
+ks=target/debug/kubesnap
+
+export KUBESNAP_REPOSITORY="$PWD/demo/repo"
+export KUBESNAP_PASSWORD="${KUBESNAP_PASSWORD:-demo password}"
+export KUBESNAP_CACHE_DIR="$PWD/demo/cache"
+mkdir -p demo
+[ -e "$KUBESNAP_REPOSITORY/config" ] || $ks init
+
+echo "== snapshot of examples/sample-dump"
+$ks snapshot --from-dir examples/sample-dump --cluster demo --tag sample
+
+echo "== the same cluster a day later: a new image and one more replica"
+day2=demo/day2
+rm -rf "$day2" && cp -r examples/sample-dump "$day2"
+sed -i 's/shop-web:1.14.2/shop-web:1.15.0/; s/replicas: 3/replicas: 4/' "$day2/namespaces/shop/Deployment.apps/web.yaml"
+$ks snapshot --from-dir "$day2" --cluster demo --tag sample
+
+echo "== snapshots"
+$ks snapshots list
+echo "== what changed"
+$ks diff latest~1 latest -p
+echo "== history of deployment/web"
+$ks log deploy/web -n shop
+echo "== restore deployment/web as it was before the change"
+$ks restore latest~1 deploy/web -n shop --stdout
+echo "== check"
+$ks check --read-data

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting, lints, the unit and integration tests (the shared
+# corpus included when it is beside the project), and a short run of each fuzz target.
+#
+#   scripts/test.sh            everything
+#   KUBESNAP_CORPUS=DIR ...    where the shared corpus is (default: ../shared/corpus/manifests)
+#   SKIP_FUZZ=1 ...            without the fuzz runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# What the tests need besides Rust: python3 with PyYAML (the YAML oracle and gen-history).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    say "installing PyYAML"
+    python3 -m pip install --quiet pyyaml || { apt-get update -qq && apt-get install -y -qq python3-yaml; }
+fi
+
+default_corpus="$(cd .. && pwd)/shared/corpus/manifests"
+export KUBESNAP_CORPUS="${KUBESNAP_CORPUS:-$default_corpus}"
+if [ ! -d "$KUBESNAP_CORPUS" ]; then
+    if [ "${CI:-}" = "true" ]; then
+        echo "test: the shared corpus is missing at $KUBESNAP_CORPUS" >&2
+        exit 1
+    fi
+    echo "test: no shared corpus at $KUBESNAP_CORPUS: corpus tests will be skipped" >&2
+    unset KUBESNAP_CORPUS
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --no-default-features --lib -- -D warnings
+
+say "cargo test"
+cargo test --all-targets
+
+if [ -z "${SKIP_FUZZ:-}" ] && [ -d fuzz ]; then
+    say "fuzz targets (${FUZZ_SECONDS:-20} s each)"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+fi
+say "all tests passed"
