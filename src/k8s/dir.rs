@@ -61,12 +61,19 @@ pub fn list_files(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Parses one file into objects, or says why its documents are not objects.
 pub fn parse_file(root: &Path, rel: &Path) -> (Vec<SourceObject>, Vec<DocError>) {
+    match std::fs::read(root.join(rel)) {
+        Ok(b) => parse_bytes(rel, b),
+        Err(e) => (
+            Vec::new(),
+            vec![DocError { file: rel.display().to_string(), doc: 0, line: 0, message: format!("cannot read: {e}") }],
+        ),
+    }
+}
+
+/// Parses the bytes of file `rel` (`.json` files as JSON, others as YAML).
+pub fn parse_bytes(rel: &Path, bytes: Vec<u8>) -> (Vec<SourceObject>, Vec<DocError>) {
     let file = rel.display().to_string();
     let err = |doc: usize, line: usize, message: String| DocError { file: file.clone(), doc, line, message };
-    let bytes = match std::fs::read(root.join(rel)) {
-        Ok(b) => b,
-        Err(e) => return (Vec::new(), vec![err(0, 0, format!("cannot read: {e}"))]),
-    };
     let Ok(text) = String::from_utf8(bytes) else {
         return (Vec::new(), vec![err(0, 0, "is not UTF-8 text".into())]);
     };

@@ -70,7 +70,6 @@ struct PreparedPart {
 
 struct Prepared {
     resource: ResourceRef,
-    file: usize,
     doc: usize,
     owned: bool,
     desired: PreparedPart,
@@ -78,10 +77,60 @@ struct Prepared {
     crd: Option<TypeInfo>,
 }
 
-enum Message {
-    Object(Box<Prepared>),
-    Errors(Vec<DocError>),
-    FileDone,
+/// What a source file was stored as, remembered in the cache under a keyed hash of its bytes so
+/// that an unchanged file is not parsed again. Ids and sizes only.
+#[derive(Serialize, serde::Deserialize)]
+struct Remembered {
+    resource: ResourceRef,
+    doc: usize,
+    owned: bool,
+    desired: (u64, Vec<BlobId>),
+    server: Option<(u64, Vec<BlobId>)>,
+    crd: Option<TypeInfo>,
+}
+
+impl Remembered {
+    fn entry(&self) -> ResourceEntry {
+        let part = |(size, blobs): &(u64, Vec<BlobId>)| PartRef { size: *size, blobs: blobs.clone() };
+        ResourceEntry { owned: self.owned, desired: part(&self.desired), server: self.server.as_ref().map(part) }
+    }
+}
+
+enum Outcome {
+    Parsed(Vec<Prepared>, Vec<DocError>),
+    Reused(Vec<Remembered>),
+}
+
+struct FileMessage {
+    file: usize,
+    key: Option<[u8; 32]>,
+    outcome: Outcome,
+}
+
+/// Files a worker reads per batch.
+const BATCH: usize = 64;
+
+/// The cache key of a source file: keyed by the repository (so it reveals nothing without the
+/// key) and by this program's version (whose canonicalisation made the blobs).
+fn source_key(key: &MasterKey, bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_keyed(key.id_key());
+    h.update(b"kubesnap source file v1 ");
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(&[0]);
+    h.update(bytes);
+    *h.finalize().as_bytes()
+}
+
+fn parse_prepared(key: &MasterKey, chunking: &Chunking, rel: &std::path::Path, bytes: Vec<u8>) -> Outcome {
+    let (objects, mut errs) = dir::parse_bytes(rel, bytes);
+    let mut prepared = Vec::with_capacity(objects.len());
+    for o in objects {
+        match prepare(key, chunking, o.doc, o.value) {
+            Ok(p) => prepared.push(p),
+            Err(m) => errs.push(DocError { file: rel.display().to_string(), doc: o.doc, line: 0, message: m }),
+        }
+    }
+    Outcome::Parsed(prepared, errs)
 }
 
 fn prepare_part(key: &MasterKey, chunking: &Chunking, bytes: Vec<u8>, whole_type: BlobType) -> PreparedPart {
@@ -118,7 +167,6 @@ fn crd_type(value: &serde_json::Value) -> Option<TypeInfo> {
 fn prepare(
     key: &MasterKey,
     chunking: &Chunking,
-    file: usize,
     doc: usize,
     value: serde_json::Value,
 ) -> std::result::Result<Prepared, String> {
@@ -132,7 +180,7 @@ fn prepare(
     let parts = split(value);
     let desired = prepare_part(key, chunking, canonical_json(&parts.desired), BlobType::Desired);
     let server = parts.server.map(|s| prepare_part(key, chunking, canonical_json(&s), BlobType::Server));
-    Ok(Prepared { resource, file, doc, owned, desired, server, crd })
+    Ok(Prepared { resource, doc, owned, desired, server, crd })
 }
 
 /// The packer's similarity key: type, then kind, group, name, namespace, chunk number.
@@ -164,72 +212,157 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
 
     let key = repo.key().clone();
     let chunking = repo.config().chunking.clone();
+    let cache = repo.cache().cloned();
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
-    let (tx, rx) = mpsc::sync_channel::<Message>(4096);
+    let (tx, rx) = mpsc::sync_channel::<Vec<FileMessage>>(16);
 
     let mut data = Packer::new(PackKind::Data);
     let mut entries: Vec<(ResourceRef, ResourceEntry)> = Vec::new();
     let mut seen: HashMap<ResourceRef, (usize, usize)> = HashMap::new();
     let mut errors: Vec<DocError> = Vec::new();
     let mut types: Vec<TypeInfo> = Vec::new();
+    let mut remember: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut failure: Option<Error> = None;
 
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (key, chunking, files, next) = (&key, &chunking, &files, &next);
+            let (key, chunking, files, next, cache) = (&key, &chunking, &files, &next, &cache);
             s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(rel) = files.get(i) else { break };
-                let (objects, mut errs) = dir::parse_file(root, rel);
-                for o in objects {
-                    match prepare(key, chunking, i, o.doc, o.value) {
-                        Ok(p) => {
-                            if tx.send(Message::Object(Box::new(p))).is_err() {
-                                return;
-                            }
-                        }
-                        Err(m) => {
-                            errs.push(DocError { file: rel.display().to_string(), doc: o.doc, line: 0, message: m })
-                        }
-                    }
+                // Files in batches: one cache transaction and one message per batch.
+                let first = next.fetch_add(BATCH, Ordering::Relaxed);
+                if first >= files.len() {
+                    break;
                 }
-                if !errs.is_empty() && tx.send(Message::Errors(errs)).is_err() {
-                    return;
+                let batch: Vec<usize> = (first..(first + BATCH).min(files.len())).collect();
+                let read: Vec<std::io::Result<Vec<u8>>> =
+                    batch.iter().map(|&i| std::fs::read(root.join(&files[i]))).collect();
+                let keys: Vec<Option<[u8; 32]>> = read
+                    .iter()
+                    .map(|r| r.as_ref().ok().filter(|_| cache.is_some()).map(|b| source_key(key, b)))
+                    .collect();
+                let known: Vec<[u8; 32]> = keys.iter().flatten().copied().collect();
+                let mut remembered = cache.as_ref().map(|c| c.source_files(&known)).unwrap_or_default().into_iter();
+                let mut msgs = Vec::with_capacity(batch.len());
+                for ((i, bytes), k) in batch.into_iter().zip(read).zip(keys) {
+                    let rel = &files[i];
+                    let hit = k
+                        .and_then(|_| remembered.next().flatten())
+                        .and_then(|b| serde_json::from_slice::<Vec<Remembered>>(&b).ok());
+                    let outcome = match (bytes, hit) {
+                        (_, Some(r)) => Outcome::Reused(r),
+                        (Ok(bytes), None) => parse_prepared(key, chunking, rel, bytes),
+                        (Err(e), None) => Outcome::Parsed(
+                            Vec::new(),
+                            vec![DocError {
+                                file: rel.display().to_string(),
+                                doc: 0,
+                                line: 0,
+                                message: format!("cannot read: {e}"),
+                            }],
+                        ),
+                    };
+                    msgs.push(FileMessage { file: i, key: k, outcome });
                 }
-                if tx.send(Message::FileDone).is_err() {
+                if tx.send(msgs).is_err() {
                     return;
                 }
             });
         }
         drop(tx);
-        for msg in rx.iter() {
+        for msg in rx.iter().flatten() {
+            progress.advance(1);
             if failure.is_some() {
                 continue; // drain so that workers finish
             }
-            match msg {
-                Message::FileDone => progress.advance(1),
-                Message::Errors(e) => errors.extend(e),
-                Message::Object(p) => {
-                    if let Some((f, d)) = seen.get(&p.resource) {
-                        failure = Some(Error::InvalidInput(format!(
-                            "{} is defined twice: {} (document {}) and {} (document {})",
-                            p.resource.display(),
-                            files[*f].display(),
-                            d,
-                            files[p.file].display(),
-                            p.doc
-                        )));
-                        continue;
+            let mut outcome = msg.outcome;
+            if let Outcome::Reused(objects) = &outcome {
+                // Reuse only if every blob is still in the repository; else read the file again.
+                let all_there = objects.iter().all(|o| {
+                    o.desired
+                        .1
+                        .iter()
+                        .chain(o.server.iter().flat_map(|s| s.1.iter()))
+                        .all(|id| data.contains(id) || matches!(repo.locate(id), Ok(Some(_))))
+                });
+                if !all_there {
+                    let rel = &files[msg.file];
+                    outcome = match std::fs::read(root.join(rel)) {
+                        Ok(bytes) => parse_prepared(&key, &chunking, rel, bytes),
+                        Err(e) => Outcome::Parsed(
+                            Vec::new(),
+                            vec![DocError {
+                                file: rel.display().to_string(),
+                                doc: 0,
+                                line: 0,
+                                message: format!("cannot read: {e}"),
+                            }],
+                        ),
+                    };
+                }
+            }
+            let mut check_duplicate = |r: &ResourceRef, doc: usize| -> bool {
+                if let Some((f, d)) = seen.get(r) {
+                    failure = Some(Error::InvalidInput(format!(
+                        "{} is defined twice: {} (document {}) and {} (document {})",
+                        r.display(),
+                        files[*f].display(),
+                        d,
+                        files[msg.file].display(),
+                        doc
+                    )));
+                    return true;
+                }
+                seen.insert(r.clone(), (msg.file, doc));
+                false
+            };
+            match outcome {
+                Outcome::Reused(objects) => {
+                    for o in objects {
+                        if check_duplicate(&o.resource, o.doc) {
+                            break;
+                        }
+                        if let Some(t) = &o.crd {
+                            types.push(t.clone());
+                        }
+                        entries.push((o.resource.clone(), o.entry()));
                     }
-                    seen.insert(p.resource.clone(), (p.file, p.doc));
-                    if let Some(t) = &p.crd {
-                        types.push(t.clone());
+                }
+                Outcome::Parsed(prepared, errs) => {
+                    let clean = errs.is_empty();
+                    errors.extend(errs);
+                    let mut rows = Vec::with_capacity(prepared.len());
+                    for p in prepared {
+                        if check_duplicate(&p.resource, p.doc) {
+                            break;
+                        }
+                        if let Some(t) = &p.crd {
+                            types.push(t.clone());
+                        }
+                        let (doc, crd) = (p.doc, p.crd.clone());
+                        match store_object(repo, &mut data, p) {
+                            Ok((r, e)) => {
+                                rows.push(Remembered {
+                                    resource: r.clone(),
+                                    doc,
+                                    owned: e.owned,
+                                    desired: (e.desired.size, e.desired.blobs.clone()),
+                                    server: e.server.as_ref().map(|s| (s.size, s.blobs.clone())),
+                                    crd,
+                                });
+                                entries.push((r, e));
+                            }
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
                     }
-                    match store_object(repo, &mut data, *p) {
-                        Ok(e) => entries.push(e),
-                        Err(e) => failure = Some(e),
+                    if let (true, Some(k)) = (clean, msg.key) {
+                        if let Ok(v) = serde_json::to_vec(&rows) {
+                            remember.push((k.to_vec(), v));
+                        }
                     }
                 }
             }
@@ -257,7 +390,12 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     }
     let time = opts.time.unwrap_or(started);
     let source = Source { kind: "dir".into(), name: root.display().to_string() };
-    commit_snapshot(repo, data, entries, types, &cluster, &opts.tags, time, source, skipped_documents)
+    let report = commit_snapshot(repo, data, entries, types, &cluster, &opts.tags, time, source, skipped_documents)?;
+    // Only after the commit: what the cache remembers then points at committed blobs.
+    if let Some(c) = repo.cache() {
+        c.remember_source_files(&remember);
+    }
+    Ok(report)
 }
 
 /// Stores the blobs of one prepared object that the repository does not have yet.

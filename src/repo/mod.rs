@@ -18,7 +18,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use crate::backend::{Backend, BackendError, CountingBackend, Created};
-use crate::cache::CachedBackend;
+use crate::cache::{Cache, CachedBackend};
 use crate::crypto::{self, KdfParams, MasterKey};
 use crate::format::config::{Access, Config};
 use crate::format::index::BlobLocation;
@@ -67,6 +67,7 @@ pub const CONFIG_NAME: &str = "config";
 pub struct Repository {
     backend: Arc<dyn Backend>,
     counter: Arc<CountingBackend>,
+    cache: Option<Arc<Cache>>,
     key: MasterKey,
     config: Config,
     access: Access,
@@ -247,19 +248,23 @@ impl Repository {
 
         let counter = Arc::new(CountingBackend::new(raw));
         let counted: Arc<dyn Backend> = counter.clone();
-        let backend: Arc<dyn Backend> = if opts.no_cache {
-            counted
+        let cache = if opts.no_cache {
+            None
         } else {
-            let dir = opts.cache_dir.clone().or_else(crate::cache::default_dir);
-            match dir.map(|d| CachedBackend::open(counted.clone(), &d, &config.id.to_hex())) {
-                Some(Ok(c)) => Arc::new(c),
-                // No usable cache folder (read-only filesystem): work without one.
-                _ => counted,
-            }
+            // No usable cache folder (read-only filesystem): work without one.
+            opts.cache_dir
+                .clone()
+                .or_else(crate::cache::default_dir)
+                .and_then(|d| Cache::open(&d, &config.id.to_hex()).ok())
+        };
+        let backend: Arc<dyn Backend> = match &cache {
+            Some(c) => Arc::new(CachedBackend::new(counted, c.clone())),
+            None => counted,
         };
         let mut repo = Repository {
             backend,
             counter,
+            cache,
             key,
             config,
             access,
@@ -285,6 +290,11 @@ impl Repository {
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The local cache, unless disabled.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
     }
 
     pub fn key(&self) -> &MasterKey {

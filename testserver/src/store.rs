@@ -393,8 +393,8 @@ mod tests {
             t.load(&gr, &key("a", "x"), json!({"metadata": {"name": "x", "resourceVersion": "500"}}));
             t.load(&gr, &key("a", "y"), json!({"metadata": {"name": "y"}}));
         });
-        assert_eq!(s.resource_version(), 500);
+        assert_eq!(s.resource_version(), 501);
         assert_eq!(s.get(&gr, &key("a", "x")).map(|o| o["metadata"]["resourceVersion"].clone()), Some(json!("500")));
-        assert_eq!(s.get(&gr, &key("a", "y")).map(|o| o["metadata"]["resourceVersion"].clone()), Some(json!("1")));
+        assert_eq!(s.get(&gr, &key("a", "y")).map(|o| o["metadata"]["resourceVersion"].clone()), Some(json!("501")));
     }
 }

@@ -47,7 +47,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Value> = HashMap::new();
     let mut current: Option<Value> = None;
-    let mut line = 1;
+    let mut line;
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| YamlError { line: e.marker().line(), message: e.info().to_string() })?;
         line = span.start.line();
@@ -326,7 +326,7 @@ mod tests {
             ("1.2.3", json!("1.2.3")),
             ("\"yes\"", json!("yes")),
             ("!!str 0644", json!("0644")),
-            ("-", json!("-")),
+            ("-x", json!("-x")),
             ("+", json!("+")),
             (".", json!(".")),
             ("99999999999999999999", json!("99999999999999999999")),
