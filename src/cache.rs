@@ -9,8 +9,9 @@
 //! [`CachedBackend`] is a decorator: it wraps any [`Backend`] and is itself one.
 //!
 //! It also remembers, for snapshots of dump folders, what each source file (by a keyed hash of
-//! its bytes) was stored as: an unchanged file is then not parsed again. Those rows hold blob
-//! ids and sizes, never content, and every id is checked against the index before it is reused.
+//! its bytes) was stored as: an unchanged file is then not parsed again. Those rows are sealed
+//! with the repository key (they name resources), hold ids and sizes, never content, and every
+//! id is checked against the index before it is reused.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -92,7 +92,7 @@ struct InitArgs {
     /// Argon2id lanes.
     #[arg(long, default_value_t = KdfParams::default().p_cost)]
     kdf_parallelism: u32,
-    /// zstd level of stored frames (1-22; default 9). Fixed for the repository's life.
+    /// zstd level of stored frames (1-22; default 15). Fixed for the repository's life.
     #[arg(long, hide = true)]
     zstd_level: Option<i32>,
     /// Target uncompressed size of a frame, in bytes. Fixed for the repository's life.
@@ -296,7 +296,7 @@ fn read_password(g: &Global) -> Result<Vec<u8>> {
             bail!("the password command failed ({})", out.status);
         }
         let line = out.stdout.split(|b| *b == b'\n').next().unwrap_or_default();
-        return Ok(line.to_vec());
+        return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
     }
     if let Some(p) = std::env::var_os("KUBESNAP_PASSWORD") {
         return Ok(p.into_encoded_bytes());

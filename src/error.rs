@@ -38,6 +38,9 @@ pub enum Error {
     Io(String, std::io::Error),
     #[error("could not commit: {0}")]
     Commit(String),
+    /// An index file listed as live is gone: another writer merged and removed it.
+    #[error("index file {0} vanished while it was read (another writer merged it): run the command again")]
+    Vanished(String),
 }
 
 impl Error {
@@ -67,7 +70,7 @@ impl Error {
             Error::Corrupt { .. } => 6,
             Error::InvalidInput(_) => 7,
             Error::UnsupportedFormat(_) => 8,
-            Error::Backend(_) | Error::Cache(_) | Error::Io(..) | Error::Commit(_) => 1,
+            Error::Backend(_) | Error::Cache(_) | Error::Io(..) | Error::Commit(_) | Error::Vanished(_) => 1,
         }
     }
 }

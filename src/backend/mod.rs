@@ -100,7 +100,9 @@ impl ObjectStoreBackend {
             path.canonicalize().map_err(|e| BackendError::Config(format!("cannot open {}: {e}", path.display())))?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&abs)
             .map_err(|e| BackendError::Config(format!("cannot open {}: {e}", abs.display())))?
-            .with_automatic_cleanup(true);
+            .with_automatic_cleanup(true)
+            // Durable on power loss too: a commit-log entry must never name files not yet on disk.
+            .with_fsync(true);
         Self::new(Arc::new(fs), format!("file://{}", abs.display()))
     }
 

@@ -46,7 +46,7 @@ pub struct Packing {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeParams {
     /// Average entries per tree node; boundaries fall where a keyed hash of the key is below
-    /// 2^32 / fanout.
+    /// `u32::MAX / fanout` (integer division).
     pub fanout: u32,
     /// A node is closed after this many entries even without a boundary.
     pub max_entries: u32,
@@ -103,7 +103,14 @@ impl Config {
             )));
         }
         let ch = &c.chunking;
-        if !(64..=ch.avg_size).contains(&ch.min_size) || ch.avg_size > ch.max_size || ch.max_size > 16 << 20 {
+        // fastcdc v2020's own bounds (it checks them only in debug builds).
+        if !(64..=1 << 20).contains(&ch.min_size)
+            || !(256..=4 << 20).contains(&ch.avg_size)
+            || !(1024..=16 << 20).contains(&ch.max_size)
+            || ch.min_size > ch.avg_size
+            || ch.avg_size > ch.max_size
+            || ch.threshold < ch.max_size
+        {
             return Err(FormatError::Invalid("config: chunking sizes out of range".into()));
         }
         if c.tree.fanout < 2 || c.tree.max_entries < 2 || c.packing.frame_target == 0 {

@@ -1,7 +1,7 @@
 //! Typed 32-byte identifiers.
 //!
 //! File ids are 32 bytes (64 lowercase hex digits): the BLAKE3 of the stored bytes. Blob ids
-//! are 16 bytes: the first 128 bits of a keyed BLAKE3 (see `format-spec/03-ids-and-crypto.md`
+//! are 16 bytes: the first 128 bits of a keyed BLAKE3 (see `format-spec/02-keys-and-crypto.md`
 //! for why 128 bits). They are distinct types so that a pack id can never be passed where a
 //! blob id is wanted.
 
@@ -19,7 +19,7 @@ macro_rules! id_type {
         pub struct $name(pub [u8; $len]);
 
         impl $name {
-            /// The id as 64 lowercase hex digits.
+            /// The id as lowercase hex (two digits a byte).
             pub fn to_hex(&self) -> String {
                 hex::encode(self.0)
             }

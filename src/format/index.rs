@@ -3,7 +3,8 @@
 //! ```text
 //! index   = FileHeader(type 4)[8] || sealed(block_0) || ... || sealed(block_k) || sealed(footer) || trailer[12]
 //! trailer = footer_length u32le || version u8 (=1) || zero[3] || "KSIX"
-//! block   AAD = aad(Index, "block", block number u32le)      footer AAD = aad(Index, "footer", "")
+//! block   AAD = aad(Index, "block", footer tag[16] || block number u32le)
+//! footer  AAD = aad(Index, "footer", "")
 //! ```
 //! Like an SSTable: the footer lists each block's first and last blob id, so a reader finds the
 //! one block that can hold an id with two ranged reads (trailer+footer, then the block) and never
@@ -173,16 +174,20 @@ pub struct BlockRef {
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct IndexFooter {
+    /// Random bytes chosen per index file and bound into each block's seal, so that a block
+    /// cannot be passed off as part of another index file.
+    pub tag: [u8; 16],
     /// Ascending and non-overlapping.
     pub blocks: Vec<BlockRef>,
 }
 
 impl IndexFooter {
-    /// `version u8 (=1) || block count varint || (first[16] || last[16] || offset varint ||
-    /// sealed_length varint || entries varint)*`
+    /// `version u8 (=1) || tag[16] || block count varint || (first[16] || last[16] || offset
+    /// varint || sealed_length varint || entries varint)*`
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + self.blocks.len() * 80);
+        let mut out = Vec::with_capacity(20 + self.blocks.len() * 80);
         out.push(1);
+        out.extend_from_slice(&self.tag);
         put_varint(&mut out, self.blocks.len() as u64);
         for b in &self.blocks {
             out.extend_from_slice(&b.first.0);
@@ -200,6 +205,7 @@ impl IndexFooter {
         if version != 1 {
             return Err(FormatError::UnsupportedVersion { found: version, supported: 1 });
         }
+        let tag = r.id16()?;
         let n = r.count(35)?;
         let mut blocks: Vec<BlockRef> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -225,7 +231,7 @@ impl IndexFooter {
             blocks.push(BlockRef { first, last, offset, sealed_length, entries });
         }
         r.finish()?;
-        Ok(IndexFooter { blocks })
+        Ok(IndexFooter { tag, blocks })
     }
 
     /// The block that may hold `id`.
@@ -256,7 +262,11 @@ pub fn decode_trailer(t: &[u8]) -> Result<u32, FormatError> {
     Ok(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
 }
 
-/// The AEAD context of block number `n`.
-pub fn block_context(n: u32) -> [u8; 4] {
-    n.to_le_bytes()
+/// The AEAD context of block number `n` of the index file whose footer has `tag`:
+/// `tag[16] || n u32le`.
+pub fn block_context(tag: &[u8; 16], n: u32) -> [u8; 20] {
+    let mut c = [0u8; 20];
+    c[..16].copy_from_slice(tag);
+    c[16..].copy_from_slice(&n.to_le_bytes());
+    c
 }

@@ -56,7 +56,8 @@ pub struct Counts {
     pub added: u64,
     pub modified: u64,
     pub removed: u64,
-    /// Stored bytes this snapshot added to the repository.
+    /// Stored bytes this snapshot added in packs and index files (the manifest itself and its
+    /// commit-log entry, about a kilobyte, are not counted).
     pub bytes_added: u64,
 }
 

@@ -152,11 +152,22 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
         progress.advance(1);
     }
     progress.finish();
+    let live_index: HashSet<String> = repo.index().ids().iter().map(crate::repo::index_name).collect();
+    for o in b.list("index/", None)? {
+        if !live_index.contains(&o.name) {
+            rep.warnings.push(format!("{} is not a live index file (left by an interrupted writer; harmless)", o.name));
+        }
+    }
+    let live_snaps: HashSet<String> = snaps.iter().map(|s| crate::repo::snapshot_name(&s.id)).collect();
+    for o in b.list("snapshots/", None)? {
+        if !live_snaps.contains(&o.name) {
+            rep.warnings.push(format!("{} is not committed (left by an interrupted writer; harmless)", o.name));
+        }
+    }
     let mut leftovers: Vec<&String> = listed.keys().filter(|n| !referenced.contains(*n)).collect();
     leftovers.sort();
     for n in leftovers {
-        rep.warnings
-            .push(format!("{n} is not referenced by any index file (left by an interrupted writer; prune removes it)"));
+        rep.warnings.push(format!("{n} is not referenced by any index file (left by an interrupted writer; harmless)"));
     }
     Ok(rep)
 }

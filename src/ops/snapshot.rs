@@ -107,6 +107,14 @@ struct FileMessage {
     outcome: Outcome,
 }
 
+/// The associated data sealing a remembered source file in the cache: names of resources stay
+/// encrypted on local disk too, and a row cannot be moved to another file's key.
+fn memo_aad(source_key: &[u8; 32]) -> Vec<u8> {
+    let mut a = b"kubesnap source memo v1".to_vec();
+    a.extend_from_slice(source_key);
+    a
+}
+
 /// Files a worker reads per batch.
 const BATCH: usize = 64;
 
@@ -248,7 +256,8 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                 for ((i, bytes), k) in batch.into_iter().zip(read).zip(keys) {
                     let rel = &files[i];
                     let hit = k
-                        .and_then(|_| remembered.next().flatten())
+                        .and_then(|k| Some((k, remembered.next().flatten()?)))
+                        .and_then(|(k, sealed)| key.open(&memo_aad(&k), &sealed).ok())
                         .and_then(|b| serde_json::from_slice::<Vec<Remembered>>(&b).ok());
                     let outcome = match (bytes, hit) {
                         (_, Some(r)) => Outcome::Reused(r),
@@ -361,7 +370,7 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                     }
                     if let (true, Some(k)) = (clean, msg.key) {
                         if let Ok(v) = serde_json::to_vec(&rows) {
-                            remember.push((k.to_vec(), v));
+                            remember.push((k.to_vec(), repo.key().seal(&memo_aad(&k), &v)));
                         }
                     }
                 }
@@ -466,9 +475,7 @@ pub fn commit_snapshot(
         let (id, len) = index::write_index(repo, locations)?;
         bytes_added += len;
         change.add_index.push(id);
-        let mut live = repo.state().index.clone();
-        live.push(id);
-        repo.index_mut().set_files(&live);
+        repo.index().add_pending(id);
     }
 
     // Counts against the previous snapshot of the same cluster.
@@ -507,10 +514,11 @@ pub fn commit_snapshot(
         partial: false,
         source_info: Default::default(),
     };
-    let manifest_len = manifest.encode().len() as u64 + 72;
-    bytes_added += manifest_len;
+    // The manifest records what the snapshot added in packs and index files; the report adds
+    // the manifest's own stored size.
     manifest.counts.bytes_added = bytes_added;
-    let id = repo.write_manifest(&manifest)?;
+    let (id, manifest_len) = repo.write_manifest(&manifest)?;
+    bytes_added += manifest_len;
     change.add_snapshots.push(SnapshotSummary {
         id,
         time: manifest.time.clone(),

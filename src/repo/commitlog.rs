@@ -34,6 +34,8 @@ pub struct LogState {
     pub snapshots: Vec<SnapshotSummary>,
     /// Live index files in commit order.
     pub index: Vec<IndexId>,
+    /// The first missing entry, when later entries exist (the log is damaged there).
+    pub gap_at: Option<u64>,
 }
 
 /// What a commit changes.
@@ -78,11 +80,8 @@ fn read_entry(repo: &Repository, seq: u64) -> Result<(LogEntry, [u8; 32])> {
     Ok((e, hash))
 }
 
-/// Loads the state from the newest usable checkpoint, if the state is still empty.
-fn start_from_checkpoint(repo: &mut Repository) -> Result<()> {
-    if repo.state().seq != 0 {
-        return Ok(());
-    }
+/// The state at the newest usable checkpoint (empty when there is none).
+fn from_checkpoint(repo: &Repository) -> Result<LogState> {
     let mut names = repo.backend().list("checkpoints/", None).map_err(Error::Backend)?;
     names.sort_by(|a, b| b.name.cmp(&a.name));
     for info in names {
@@ -97,38 +96,52 @@ fn start_from_checkpoint(repo: &mut Repository) -> Result<()> {
         if c.seq != seq || hex::decode_to_slice(&c.entry_hash, &mut hash).is_err() {
             continue;
         }
-        *repo.state_mut() = LogState { seq, head_hash: Some(hash), snapshots: c.snapshots, index: c.index };
-        return Ok(());
+        return Ok(LogState { seq, head_hash: Some(hash), snapshots: c.snapshots, index: c.index, gap_at: None });
     }
-    Ok(())
+    Ok(LogState::default())
 }
 
-/// Applies every entry after the current state; returns how many were applied. `visit` sees
-/// each entry before it is applied.
-pub fn advance(repo: &mut Repository, mut visit: impl FnMut(&LogEntry) -> Result<()>) -> Result<u64> {
-    start_from_checkpoint(repo)?;
-    let after = entry_name(repo.state().seq);
+/// Folds the entries after `state` into it; returns how many were applied. Reads only; a
+/// gap (an entry missing while later ones exist) stops the fold and is recorded in the state.
+pub fn fold(repo: &Repository, state: &mut LogState) -> Result<u64> {
+    let after = entry_name(state.seq);
     let names = repo.backend().list("log/", Some(&after)).map_err(Error::Backend)?;
     let mut applied = 0;
+    state.gap_at = None;
     for info in names {
         let Some(seq) = parse_seq(&info.name) else { continue };
-        if seq != repo.state().seq + 1 {
-            // A gap: entries past it were written by a broken writer and are not part of the log.
+        if seq != state.seq + 1 {
+            // Writers only create entry n+1 after reading entry n, so a gap means a missing
+            // entry (deleted or lost): what follows cannot be trusted, and no writer may fill it.
+            state.gap_at = Some(state.seq + 1);
             break;
         }
         let (entry, hash) = read_entry(repo, seq)?;
-        let expected_prev = repo.state().head_hash.map(hex::encode);
-        if entry.prev != expected_prev {
+        if entry.prev != state.head_hash.map(hex::encode) {
             return Err(Error::corrupt(
                 "commit-log entry",
                 info.name,
                 "it does not chain to the entry before it (the log was altered)",
             ));
         }
-        visit(&entry)?;
-        repo.state_mut().apply(&entry, hash);
+        state.apply(&entry, hash);
         applied += 1;
     }
+    Ok(applied)
+}
+
+/// The repository's state read afresh from the store (checkpoint, then the entries after it).
+pub fn read_state(repo: &Repository) -> Result<LogState> {
+    let mut state = from_checkpoint(repo)?;
+    fold(repo, &mut state)?;
+    Ok(state)
+}
+
+/// Brings the repository's state up to date; returns how many entries were applied.
+pub fn advance(repo: &mut Repository) -> Result<u64> {
+    let mut state = if repo.state().seq == 0 { from_checkpoint(repo)? } else { repo.state().clone() };
+    let applied = fold(repo, &mut state)?;
+    *repo.state_mut() = state;
     Ok(applied)
 }
 
@@ -156,7 +169,14 @@ pub fn write_checkpoint(repo: &Repository) -> Result<()> {
 pub fn commit(repo: &mut Repository, change: LogChange) -> Result<u64> {
     let writer = format!("{}/{}", super::hostname(), std::process::id());
     for _ in 0..MAX_ATTEMPTS {
-        advance(repo, |_| Ok(()))?;
+        advance(repo)?;
+        if let Some(gap) = repo.state().gap_at {
+            return Err(Error::corrupt(
+                "commit log",
+                entry_name(gap),
+                "it is missing while later entries exist; nothing can be committed after a gap (run `kubesnap check`)",
+            ));
+        }
         let seq = repo.state().seq + 1;
         let entry = LogEntry {
             version: 1,

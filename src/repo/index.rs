@@ -5,7 +5,7 @@
 //! id range can hold a wanted blob. Decoded blocks are kept in memory for the process.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 
@@ -29,14 +29,23 @@ struct IndexFile {
 /// The live index files of a repository, newest last.
 #[derive(Default)]
 pub struct IndexSet {
-    files: Vec<Arc<IndexFile>>,
+    files: RwLock<Vec<Arc<IndexFile>>>,
+    /// Index files this process wrote and has not committed yet: readable by this process only.
+    pending: RwLock<Vec<IndexId>>,
 }
 
 impl IndexSet {
     /// Makes the set match the live list, keeping what was already loaded.
-    pub fn set_files(&mut self, ids: &[IndexId]) {
-        let mut old: HashMap<IndexId, Arc<IndexFile>> = self.files.drain(..).map(|f| (f.id, f)).collect();
-        self.files = ids
+    pub fn set_files(&self, ids: &[IndexId]) {
+        let mut ids = ids.to_vec();
+        for p in self.pending.read().map(|p| p.clone()).unwrap_or_default() {
+            if !ids.contains(&p) {
+                ids.push(p);
+            }
+        }
+        let Ok(mut files) = self.files.write() else { return };
+        let mut old: HashMap<IndexId, Arc<IndexFile>> = files.drain(..).map(|f| (f.id, f)).collect();
+        *files = ids
             .iter()
             .map(|id| {
                 old.remove(id).unwrap_or_else(|| {
@@ -46,12 +55,49 @@ impl IndexSet {
             .collect();
     }
 
-    pub fn ids(&self) -> Vec<IndexId> {
-        self.files.iter().map(|f| f.id).collect()
+    /// Makes an index file this process has just written readable before it is committed.
+    pub fn add_pending(&self, id: IndexId) {
+        if let Ok(mut p) = self.pending.write() {
+            p.push(id);
+        }
+        let live = self.ids();
+        self.set_files(&live);
     }
 
+    /// Forgets the pending files (after they were committed, or abandoned).
+    pub fn clear_pending(&self) {
+        if let Ok(mut p) = self.pending.write() {
+            p.clear();
+        }
+    }
+
+    fn files(&self) -> Vec<Arc<IndexFile>> {
+        self.files.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    pub fn ids(&self) -> Vec<IndexId> {
+        self.files().iter().map(|f| f.id).collect()
+    }
+
+    /// Where a blob is. When a live index file has vanished (another writer merged it into a new
+    /// one and deleted it), the live list is read again from the commit log and the lookup
+    /// repeated once.
     pub fn lookup(&self, repo: &Repository, id: &BlobId) -> Result<Option<BlobLocation>> {
-        for f in self.files.iter().rev() {
+        match self.lookup_once(repo, id) {
+            Err(Error::Vanished(_)) => {
+                let state = super::commitlog::read_state(repo)?;
+                self.set_files(&state.index);
+                match self.lookup_once(repo, id) {
+                    Err(Error::Vanished(name)) => Err(Error::corrupt("index file", name, "it is missing")),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn lookup_once(&self, repo: &Repository, id: &BlobId) -> Result<Option<BlobLocation>> {
+        for f in self.files().iter().rev() {
             let (footer, _) = head(repo, f)?;
             let Some(b) = footer.block_for(id) else { continue };
             let block = block(repo, f, b)?;
@@ -68,7 +114,7 @@ impl IndexSet {
         repo: &Repository,
         mut f: impl FnMut(&IndexId, &BlobId, &BlobLocation) -> Result<()>,
     ) -> Result<()> {
-        for file in &self.files {
+        for file in &self.files() {
             let (footer, _) = head(repo, file)?;
             for b in 0..footer.blocks.len() {
                 let block = block(repo, file, b)?;
@@ -98,7 +144,7 @@ fn head<'a>(repo: &Repository, f: &'a IndexFile) -> Result<&'a (IndexFooter, Opt
     let name = index_name(&f.id);
     let (tail, size) = match repo.backend().get_tail(&name, TAIL_READ) {
         Ok(t) => t,
-        Err(crate::backend::BackendError::NotFound(_)) => return Err(corrupt(f, "it is missing")),
+        Err(crate::backend::BackendError::NotFound(_)) => return Err(Error::Vanished(f.id.to_hex())),
         Err(e) => return Err(Error::Backend(e)),
     };
     let whole = (tail.len() as u64 == size).then(|| tail.clone());
@@ -149,7 +195,7 @@ fn block(repo: &Repository, f: &IndexFile, n: usize) -> Result<Arc<IndexBlock>> 
     };
     let plain = repo
         .key()
-        .open(&aad(FileType::Index, b"block", &block_context(n as u32)), &sealed)
+        .open(&aad(FileType::Index, b"block", &block_context(&footer.tag, n as u32)), &sealed)
         .map_err(|_| corrupt(f, format!("block {n} does not authenticate")))?;
     let block = IndexBlock::decode(&plain).map_err(|e| corrupt(f, e))?;
     if block.entries.len() != r.entries as usize
@@ -186,7 +232,7 @@ pub fn compaction_plan(sizes: &[(IndexId, u64)]) -> Option<Vec<IndexId>> {
 
 /// Merges index files into one new file (written, not committed); returns its id.
 pub fn merge_files(repo: &Repository, ids: &[IndexId]) -> Result<IndexId> {
-    let mut set = IndexSet::default();
+    let set = IndexSet::default();
     set.set_files(ids);
     let mut entries = Vec::new();
     set.for_each_entry(repo, |_, id, loc| {
@@ -209,6 +255,7 @@ pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) 
     entries.dedup_by(|a, b| a.0 == b.0);
     let mut out = FileHeader::encode(FileType::Index).to_vec();
     let mut footer = IndexFooter::default();
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut footer.tag);
     for (n, chunk) in entries.chunks(BLOCK_ENTRIES).enumerate() {
         let mut block = IndexBlock::default();
         let mut frame_numbers: HashMap<IndexFrame, u32> = HashMap::new();
@@ -226,7 +273,8 @@ pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) 
                 raw_length: loc.raw_length,
             });
         }
-        let sealed = repo.key().seal(&aad(FileType::Index, b"block", &block_context(n as u32)), &block.encode());
+        let sealed =
+            repo.key().seal(&aad(FileType::Index, b"block", &block_context(&footer.tag, n as u32)), &block.encode());
         footer.blocks.push(BlockRef {
             first: chunk[0].0,
             last: chunk[chunk.len() - 1].0,

@@ -221,29 +221,44 @@ impl Repository {
             Err(e) => return Err(backend_err(e)),
         };
         let keys = raw.list("keys/", None).map_err(backend_err)?;
+        let body =
+            FileHeader::decode(&config_bytes, FileType::Config).map_err(|e| Error::from_format("config", "", e))?;
+        // Every key file is tried: one that is damaged, of a newer version, or that unwraps a
+        // key which does not open this config (copied from another repository) is skipped.
         let mut found = None;
+        let mut skipped: Vec<String> = Vec::new();
         for k in &keys {
             let bytes = raw.get(&k.name).map_err(backend_err)?;
             let id_hex = k.name.trim_start_matches("keys/");
             if hex::encode(content_hash(&bytes)) != id_hex {
-                continue; // a damaged key file cannot open anything; `check` reports it
+                skipped.push(format!("{}: content does not match its name", k.name));
+                continue;
             }
-            if let Some(m) = try_key_file(&bytes, password, &k.name)? {
-                found = Some((m, KeyId::from_hex(id_hex).unwrap_or_default()));
-                break;
+            match try_key_file(&bytes, password, &k.name) {
+                Ok(Some(m)) => match m.open(&aad(FileType::Config, b"", b""), body) {
+                    Ok(plain) => {
+                        found = Some((m, KeyId::from_hex(id_hex).unwrap_or_default(), plain));
+                        break;
+                    }
+                    Err(_) => skipped.push(format!("{}: its key does not open this repository's config", k.name)),
+                },
+                Ok(None) => {}
+                Err(e) => skipped.push(e.to_string()),
             }
         }
-        let Some((key, key_id)) = found else {
+        let Some((key, key_id, plain)) = found else {
             if keys.is_empty() {
                 return Err(Error::corrupt("repository", location, "it has a config but no key files"));
             }
+            if skipped.len() == keys.len() {
+                return Err(Error::corrupt(
+                    "repository",
+                    location,
+                    format!("no key file is usable: {}", skipped.join("; ")),
+                ));
+            }
             return Err(Error::WrongPassword(keys.len()));
         };
-        let body =
-            FileHeader::decode(&config_bytes, FileType::Config).map_err(|e| Error::from_format("config", "", e))?;
-        let plain = key
-            .open(&aad(FileType::Config, b"", b""), body)
-            .map_err(|_| Error::corrupt("config", "", "it does not authenticate with the repository key"))?;
         let (config, access) = Config::decode(&plain).map_err(|e| Error::from_format("config", "", e))?;
 
         let counter = Arc::new(CountingBackend::new(raw));
@@ -251,11 +266,11 @@ impl Repository {
         let cache = if opts.no_cache {
             None
         } else {
-            // No usable cache folder (read-only filesystem): work without one.
-            opts.cache_dir
-                .clone()
-                .or_else(crate::cache::default_dir)
-                .and_then(|d| Cache::open(&d, &config.id.to_hex()).ok())
+            // One cache per repository and location: two copies of a repository (same id) may
+            // diverge and must not share cached log entries. No usable cache folder (a
+            // read-only filesystem): work without one.
+            let name = format!("{}-{}", config.id.to_hex(), &hex::encode(content_hash(location.as_bytes()))[..8]);
+            opts.cache_dir.clone().or_else(crate::cache::default_dir).and_then(|d| Cache::open(&d, &name).ok())
         };
         let backend: Arc<dyn Backend> = match &cache {
             Some(c) => Arc::new(CachedBackend::new(counted, c.clone())),
@@ -279,7 +294,7 @@ impl Repository {
 
     /// Reads new commit-log entries and updates the live snapshots and index files.
     pub fn refresh(&mut self) -> Result<()> {
-        let replayed = commitlog::advance(self, |_| Ok(()))?;
+        let replayed = commitlog::advance(self)?;
         self.index.set_files(&self.state.index);
         if replayed >= commitlog::CHECKPOINT_EVERY && self.writable() {
             // Best effort: a later reader starts from here instead of replaying the log.
@@ -323,11 +338,6 @@ impl Repository {
 
     pub fn index(&self) -> &IndexSet {
         &self.index
-    }
-
-    /// Lets a writer read what it has just written before committing it.
-    pub(crate) fn index_mut(&mut self) -> &mut IndexSet {
-        &mut self.index
     }
 
     pub fn writable(&self) -> bool {
@@ -374,13 +384,14 @@ impl Repository {
         Ok((plain, hash))
     }
 
-    /// Seals and writes a content-named file; returns its content hash.
-    pub(crate) fn write_sealed_file(&self, dir: &str, ft: FileType, plain: &[u8]) -> Result<[u8; 32]> {
+    /// Seals and writes a content-named file; returns its content hash and stored size.
+    pub(crate) fn write_sealed_file(&self, dir: &str, ft: FileType, plain: &[u8]) -> Result<([u8; 32], u64)> {
         let mut bytes = FileHeader::encode(ft).to_vec();
         bytes.extend_from_slice(&self.key.seal(&aad(ft, b"", b""), plain));
         let hash = content_hash(&bytes);
+        let len = bytes.len() as u64;
         self.backend.put_new(&format!("{dir}/{}", hex::encode(hash)), Bytes::from(bytes)).map_err(backend_err)?;
-        Ok(hash)
+        Ok((hash, len))
     }
 
     pub fn load_manifest(&self, id: &SnapshotId) -> Result<SnapshotManifest> {
@@ -389,8 +400,10 @@ impl Repository {
         SnapshotManifest::decode(&plain).map_err(|e| Error::from_format("snapshot manifest", &id.to_hex(), e))
     }
 
-    pub fn write_manifest(&self, m: &SnapshotManifest) -> Result<SnapshotId> {
-        Ok(SnapshotId(self.write_sealed_file("snapshots", FileType::Snapshot, &zstd_json(&m.encode()))?))
+    /// Writes a manifest; returns its id and stored size.
+    pub fn write_manifest(&self, m: &SnapshotManifest) -> Result<(SnapshotId, u64)> {
+        let (hash, len) = self.write_sealed_file("snapshots", FileType::Snapshot, &zstd_json(&m.encode()))?;
+        Ok((SnapshotId(hash), len))
     }
 
     /// Where a blob is stored, if the repository has it.
@@ -462,6 +475,7 @@ impl Repository {
             ));
         }
         let seq = commitlog::commit(self, change)?;
+        self.index.clear_pending();
         self.index.set_files(&self.state.index);
         Ok(seq)
     }

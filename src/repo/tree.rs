@@ -1,7 +1,7 @@
 //! Building, reading and diffing snapshot trees (see `format::tree` for the node layout).
 //!
 //! A level's entries are cut into nodes where the keyed boundary hash of an entry's key falls
-//! below `2^32 / fanout` (or after `max_entries`), then the nodes' first keys are cut the same
+//! below `u32::MAX / fanout` (or after `max_entries`), then the nodes' first keys are cut the same
 //! way one height up, until one node remains. Boundaries depend only on keys, so the same
 //! entries always give the same nodes, and an insertion or change rewrites only the nodes on its
 //! path: a namespace with 50,000 ConfigMaps is not rewritten whole when one changes.

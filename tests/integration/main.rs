@@ -8,5 +8,6 @@ mod cli;
 mod common;
 mod corpus;
 mod damage;
+mod engine;
 mod names;
 mod vectors;

@@ -82,9 +82,10 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
         json!({"frames": 1, "entries": ["aa..aa -> frame 0, Desired, 0+100", "bb..bb -> frame 0, Server, 100+50"]}),
     ));
     let footer = IndexFooter {
+        tag: [0x5a; 16],
         blocks: vec![BlockRef { first: bid(0xaa), last: bid(0xbb), offset: 8, sealed_length: 200, entries: 2 }],
     };
-    v.push(("index footer".into(), footer.encode(), json!({"blocks": [{"first": "aa".repeat(16), "last": "bb".repeat(16), "offset": 8, "sealed_length": 200, "entries": 2}]})));
+    v.push(("index footer".into(), footer.encode(), json!({"tag": "5a".repeat(16), "blocks": [{"first": "aa".repeat(16), "last": "bb".repeat(16), "offset": 8, "sealed_length": 200, "entries": 2}]})));
     let leaf = Node {
         level: Level::Names,
         body: NodeBody::Leaf(vec![

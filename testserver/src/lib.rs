@@ -24,6 +24,7 @@
 //! - [`selector`]: label and field selectors;
 //! - [`server`]: HTTP routing, discovery negotiation, watches, faults, the request log;
 //! - [`faults`]: fault rules and the request log types;
+//! - [`openapi`]: skeleton OpenAPI v3 documents (server-side field validation for kubectl);
 //! - [`fixtures`], [`yaml`]: loading dump folders, YAML as Kubernetes reads it.
 //!
 //! Every server runs on its own thread with its own Tokio runtime, so it can be started and
@@ -34,6 +35,7 @@ pub mod cluster;
 pub mod faults;
 pub mod fields;
 pub mod fixtures;
+pub mod openapi;
 pub mod patch;
 pub mod selector;
 pub mod server;
@@ -74,6 +76,9 @@ pub struct Options {
     pub kubernetes_version: String,
     /// Serve minimal `Table` replies to `kubectl get` (NAME and AGE columns).
     pub serve_tables: bool,
+    /// Serve the skeleton OpenAPI v3 documents that let kubectl validate on the server (so
+    /// that `kubectl create`/`apply`/`edit` work without `--validate=false`).
+    pub serve_openapi: bool,
     /// Faults active from the start.
     pub faults: Vec<Fault>,
 }
@@ -89,6 +94,7 @@ impl Default for Options {
             compaction_interval: Some(Duration::from_secs(300)),
             kubernetes_version: "v1.33.1".into(),
             serve_tables: false,
+            serve_openapi: true,
             faults: Vec::new(),
         }
     }
@@ -155,6 +161,7 @@ impl TestServer {
                 bookmark_interval: opts.bookmark_interval,
                 kubernetes_version: opts.kubernetes_version.clone(),
                 serve_tables: opts.serve_tables,
+                serve_openapi: opts.serve_openapi,
             },
             address: std::sync::OnceLock::new(),
         });

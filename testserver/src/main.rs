@@ -45,6 +45,9 @@ struct Args {
     /// Serve minimal Table replies to kubectl get.
     #[arg(long)]
     tables: bool,
+    /// Do not serve the skeleton OpenAPI v3 documents (kubectl then needs --validate=false).
+    #[arg(long)]
+    no_openapi: bool,
 }
 
 fn try_main() -> Result<(), String> {
@@ -58,6 +61,7 @@ fn try_main() -> Result<(), String> {
         compaction_interval: (args.compaction_seconds > 0).then(|| Duration::from_secs(args.compaction_seconds)),
         kubernetes_version: args.kubernetes_version.clone(),
         serve_tables: args.tables,
+        serve_openapi: !args.no_openapi,
         faults,
         ..Options::default()
     };

@@ -13,8 +13,11 @@
 //! `k8s.io/initial-events-end` bookmark; an object leaving a selector is `DELETED`, one entering
 //! it `ADDED`; a compacted resourceVersion gives one `ERROR` event with a 410 `Status`.
 //!
-//! Differences: no OpenAPI documents (`/openapi/v2`, `/openapi/v3` are 404: kubectl needs
-//! `--validate=false` for client-side validation), no authentication or authorization, JSON
+//! `/openapi/v3` serves the skeleton documents of [`crate::openapi`], which make kubectl
+//! validate on the server instead of downloading `/openapi/v2`.
+//!
+//! Differences: no `/openapi/v2` (with `Options::serve_openapi` off, kubectl needs
+//! `--validate=false`), no authentication or authorization, JSON
 //! only (no protobuf, no CBOR), `Table` replies only in the minimal form described in
 //! [`table`], no HTTP/2.
 
@@ -53,6 +56,8 @@ pub struct Settings {
     pub kubernetes_version: String,
     /// Whether `Table` replies are served when asked for.
     pub serve_tables: bool,
+    /// Whether the skeleton OpenAPI v3 documents are served (see [`crate::openapi`]).
+    pub serve_openapi: bool,
 }
 
 /// Everything a request handler needs.
@@ -144,6 +149,7 @@ enum Route {
     ResourceList(String, String),
     Resource { group: String, version: String, namespace: Option<String>, resource: String, name: Option<String>, subresource: Option<String>, watch: bool },
     Control(String),
+    OpenApi(Option<String>),
     NotFound,
 }
 
@@ -154,6 +160,8 @@ fn route(path: &str) -> Route {
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
         ["testserver", rest @ ..] => Route::Control(rest.join("/")),
+        ["openapi", "v3"] => Route::OpenApi(None),
+        ["openapi", "v3", rest @ ..] => Route::OpenApi(Some(rest.join("/"))),
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", g] => Route::Group((*g).to_string()),
@@ -295,6 +303,12 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
             None => error_response(&ApiError::path_not_found()),
         },
         Route::Control(what) => control(shared, req, &what),
+        Route::OpenApi(_) if !shared.settings.serve_openapi => error_response(&ApiError::path_not_found()),
+        Route::OpenApi(None) => json_response(200, &shared.cluster.with_registry(|r| crate::openapi::root(r, &shared.settings.kubernetes_version))),
+        Route::OpenApi(Some(rest)) => match shared.cluster.with_registry(|r| crate::openapi::by_path(r, &rest, &shared.settings.kubernetes_version)) {
+            Some(doc) => json_response(200, &doc),
+            None => error_response(&ApiError::path_not_found()),
+        },
         Route::NotFound => error_response(&ApiError::path_not_found()),
         Route::Resource { group, version, namespace, resource, name, subresource, watch } => {
             let Some(rtype) = shared.cluster.with_registry(|r| r.get_served(&group, &version, &resource).cloned()) else {

@@ -329,7 +329,7 @@ mod tests {
             ("-x", json!("-x")),
             ("+", json!("+")),
             (".", json!(".")),
-            ("99999999999999999999", json!("99999999999999999999")),
+            ("99999999999999999999", json!(1e20)),
         ];
         for (text, want) in cases {
             let got = parse_documents(&format!("v: {text}\n")).map(|mut d| d.remove(0));
