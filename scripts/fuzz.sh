@@ -12,7 +12,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 targets=$(cargo fuzz list)
-cargo fuzz build --quiet 2>&1 | grep -v '^warning' || true
+cargo fuzz build 2>&1 | grep -E "^error" || true
 for t in $targets; do
     mkdir -p "fuzz/corpus/$t"
     echo "fuzz: $t for ${seconds}s"

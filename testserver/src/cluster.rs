@@ -208,7 +208,12 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
 }
 
+/// `metadata` as a map, made one if needed. Callers have checked that `obj` is an object;
+/// anything else is made an empty object first rather than panicking.
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -637,12 +642,12 @@ impl Cluster {
         Ok(present(&stored, t, &target.version, false))
     }
 
-    /// `PATCH`, in any of the four formats.
+    /// `PATCH`, in any of the four formats; `true` with the object when an apply created it.
     ///
     /// # Errors
     /// 404 (except for an apply, which creates), 415 for a strategic merge patch of a custom
     /// resource, 422 for a patch that does not apply, 409 for apply conflicts.
-    pub fn patch(&self, target: &Target, patch_type: PatchType, body: &[u8], opts: &WriteOptions) -> Result<Value, ApiError> {
+    pub fn patch(&self, target: &Target, patch_type: PatchType, body: &[u8], opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
         let t = &target.rtype;
         let name = target.name.clone().unwrap_or_default();
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
@@ -651,21 +656,25 @@ impl Cluster {
             _ => serde_json::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         };
         if patch_type == PatchType::Strategic && !t.is_builtin() {
-            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json"));
+            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json", "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"));
         }
         let old = self.store.get(&target.gr(), &target.key());
         if patch_type == PatchType::Apply {
-            return self.apply(target, old, patch_value, opts);
+            let created = old.is_none();
+            return self.apply(target, old, patch_value, opts).map(|v| (v, created));
         }
         let old = old.ok_or_else(|| target.not_found())?;
         let invalid = |e: String| ApiError::new(422, "Invalid", e);
         if target.subresource.as_deref() == Some("scale") {
             let mut scale = scale_of(&old);
             apply_patch(&mut scale, patch_type, &patch_value).map_err(invalid)?;
-            return self.write_scale(target, &old, &scale, opts);
+            return self.write_scale(target, &old, &scale, opts).map(|v| (v, false));
         }
         let mut new = present(&old, t, &target.version, false);
         apply_patch(&mut new, patch_type, &patch_value).map_err(invalid)?;
+        if !new.is_object() {
+            return Err(invalid("the patched object is not a JSON object".into()));
+        }
         if meta_str(&new, "name") != Some(name.as_str()) {
             return Err(ApiError::bad_request("metadata.name: Invalid value: the name of an object cannot be changed by a patch"));
         }
@@ -673,7 +682,7 @@ impl Cluster {
         if precondition.is_some() {
             return Err(ApiError::stale(&t.group, &t.plural, &name));
         }
-        self.replace(target, &old, new, None, opts, None)
+        self.replace(target, &old, new, None, opts, None).map(|v| (v, false))
     }
 
     fn apply(&self, target: &Target, old: Option<Arc<Value>>, config: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
@@ -704,7 +713,7 @@ impl Cluster {
         let merged = fields::apply(live.as_ref(), &config, Schema::of(t), &writer, opts.force, drop_status).map_err(|conflicts| {
             let (message, causes) = fields::conflict_message(&conflicts);
             let mut e = ApiError::new(409, "Conflict", message);
-            e.details = Some(json!({ "causes": causes }));
+            e.details = Some(Box::new(json!({ "causes": causes })));
             e
         })?;
         match old {
@@ -742,7 +751,12 @@ impl Cluster {
     fn write_scale(&self, target: &Target, old: &Arc<Value>, scale: &Value, opts: &WriteOptions) -> Result<Value, ApiError> {
         let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| ApiError::new(422, "Invalid", "Scale.autoscaling \"\" is invalid: spec.replicas: Required value"))?;
         let mut new = (**old).clone();
-        new["spec"]["replicas"] = json!(replicas);
+        match new.get_mut("spec") {
+            Some(Value::Object(spec)) => {
+                spec.insert("replicas".into(), json!(replicas));
+            }
+            _ => return Err(ApiError::new(422, "Invalid", "spec: Invalid value: the object has no spec to scale")),
+        }
         let main = Target { subresource: None, ..target.clone() };
         let updated = self.replace(&main, old, new, None, opts, None)?;
         Ok(scale_of(&updated))
@@ -928,6 +942,9 @@ impl Cluster {
     /// # Errors
     /// As create and update.
     pub fn put_object(&self, obj: Value) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("an object must be a JSON object"));
+        }
         let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
         let (group, _) = types::split_api_version(&av);
@@ -987,8 +1004,11 @@ fn defaults_on_create(t: &ResourceType, obj: &mut Value, name: &str) -> Result<(
             if let Value::Object(l) = labels {
                 l.insert("kubernetes.io/metadata.name".into(), json!(name));
             }
-            if obj.pointer("/spec/finalizers").is_none() {
-                obj["spec"] = json!({ "finalizers": ["kubernetes"] });
+            if !obj.get("spec").is_some_and(Value::is_object) {
+                obj["spec"] = json!({});
+            }
+            if let Some(Value::Object(spec)) = obj.get_mut("spec") {
+                spec.entry("finalizers").or_insert_with(|| json!(["kubernetes"]));
             }
             obj["status"] = json!({ "phase": "Active" });
         }

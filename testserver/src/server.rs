@@ -45,6 +45,8 @@ use crate::util;
 /// (this limit is larger, for big CRDs).
 const MAX_BODY: usize = 32 << 20;
 
+const PATCH_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json";
+
 /// Settings of the HTTP side.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -178,8 +180,11 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
         ["watch", r @ ..] => (true, r),
         r => (false, r),
     };
+    // `/api/v1/namespaces/{name}/status` is the namespace's own subresource, not a resource
+    // named "status" in that namespace.
+    let namespace_subresource = |r: &[&str]| group.is_empty() && matches!(r, ["status" | "finalize"]);
     let (namespace, rest) = match rest {
-        ["namespaces", ns, r @ ..] if !r.is_empty() && !(group.is_empty() && r.len() == 1 && matches!(r[0], "status" | "finalize")) => (Some((*ns).to_string()), r),
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !namespace_subresource(r) => (Some((*ns).to_string()), r),
         r => (None, r),
     };
     let (resource, name, subresource) = match rest {
@@ -366,17 +371,16 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
                 Some(FaultAction::TruncatedBody) | None => {}
             }
             let truncate = matches!(record.fault.as_deref(), Some(f) if f.starts_with("TruncatedBody"));
-            let resp = if verb == "watch" {
+            if verb == "watch" {
                 watch_response(shared, target, &req.query, truncate)
             } else {
                 let resp = resource_request(shared, req, &target, verb);
                 if truncate {
-                    truncated(resp).await
+                    truncated(resp)
                 } else {
                     resp
                 }
-            };
-            resp
+            }
         }
     })
 }
@@ -402,24 +406,31 @@ fn aggregated_response(v: &Value) -> Response<Body> {
 
 /// The truncation fault: the headers promise the whole body, half of it comes, then the
 /// connection is closed.
-async fn truncated(resp: Response<Body>) -> Response<Body> {
+fn truncated(resp: Response<Body>) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let Body::Full(Some(bytes)) = body else { return Response::from_parts(parts, body) };
     let (tx, rx) = mpsc::channel(2);
     let half = bytes.slice(..bytes.len() / 2);
     parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    let _ = tx.send(Ok(half)).await;
-    let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by a fault"))).await;
+    tokio::spawn(async move {
+        let _ = tx.send(Ok(half)).await;
+        // Let hyper flush the headers and the first half before the connection is aborted.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by a fault"))).await;
+    });
     Response::from_parts(parts, Body::Stream(rx))
 }
 
 fn parse_body(req: &Incoming_) -> Result<Value, ApiError> {
-    let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     let ct = req.content_type.split(';').next().unwrap_or_default().trim();
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(ct, "application/json, application/yaml"));
+    }
+    let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     match ct {
         "" | "application/json" | "*/*" => serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" => crate::yaml::parse_one(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
-        other => Err(ApiError::unsupported_media_type(other)),
+        other => Err(ApiError::unsupported_media_type(other, "application/json, application/yaml")),
     }
 }
 
@@ -462,14 +473,18 @@ fn delete_options(req: &Incoming_) -> Result<DeleteOptions, ApiError> {
 
 fn resource_request(shared: &Arc<Shared>, req: &Incoming_, target: &Target, verb: &str) -> Response<Body> {
     let c = &shared.cluster;
+    let mut created = verb == "create";
     let result = match verb {
         "get" => c.get(target),
         "list" => list_options(&req.query, target).and_then(|o| c.list(target, &o)),
         "create" => parse_body(req).and_then(|b| c.create(target, b, &write_options(req))),
         "update" => parse_body(req).and_then(|b| c.update(target, b, &write_options(req))),
         "patch" => match PatchType::from_content_type(&req.content_type) {
-            Some(pt) => c.patch(target, pt, &req.body, &write_options(req)),
-            None => Err(ApiError::unsupported_media_type(&req.content_type)),
+            Some(pt) => c.patch(target, pt, &req.body, &write_options(req)).map(|(v, was_created)| {
+                created = was_created;
+                v
+            }),
+            None => Err(ApiError::unsupported_media_type(&req.content_type, PATCH_TYPES)),
         },
         "delete" => delete_options(req).and_then(|o| c.delete(target, &o)),
         "deletecollection" => list_options(&req.query, target).and_then(|l| delete_options(req).and_then(|o| c.delete_collection(target, &l, &o))),
@@ -477,7 +492,7 @@ fn resource_request(shared: &Arc<Shared>, req: &Incoming_, target: &Target, verb
     };
     match result {
         Ok(v) => {
-            let code = if verb == "create" && !req.query.dry_run() && !(target.rtype.verbs.len() == 1) { 201 } else { 200 };
+            let code = if created { 201 } else { 200 };
             if shared.settings.serve_tables && wants_table(&req.accept) && matches!(verb, "get" | "list") {
                 json_response(code, &table::to_table(&v, verb == "list"))
             } else {
@@ -538,6 +553,7 @@ async fn run_watch(
         if truncate {
             let half = b.slice(..b.len() / 2);
             let _ = tx.send(Ok(half)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by a fault"))).await;
             return Err(());
         }
@@ -689,23 +705,33 @@ pub async fn compactor(shared: Arc<Shared>, interval: Duration) {
     }
 }
 
-/// Minimal `Table` replies (`application/json;as=Table;v=v1;g=meta.k8s.io`).
 pub mod table {
-    //! The `Table` form kube-apiserver serves to `kubectl get`: here only the `Name` and
-    //! `Created At` columns that custom resources without printer columns get (kubectl prints
-    //! `NAME` and `AGE`), with each row's object as `PartialObjectMetadata`.
+    //! Minimal `Table` replies (`application/json;as=Table;v=v1;g=meta.k8s.io`).
+    //!
+    //! The `Table` form kube-apiserver serves to `kubectl get`: here only the `Name` and `Age`
+    //! columns that custom resources without printer columns get, with each row's object as
+    //! `PartialObjectMetadata`. Built-in types get the same two columns (the real server has
+    //! type-specific ones: a pod's READY, STATUS, RESTARTS...).
 
     use serde_json::{json, Value};
+
+    use crate::util;
 
     /// A list or one object → a `Table`.
     pub fn to_table(v: &Value, is_list: bool) -> Value {
         let items: Vec<Value> = if is_list { v.get("items").and_then(Value::as_array).cloned().unwrap_or_default() } else { vec![v.clone()] };
+        let now = util::now_secs();
         let rows: Vec<Value> = items
             .iter()
             .map(|o| {
                 let meta = o.get("metadata").cloned().unwrap_or_else(|| json!({}));
+                let age = meta
+                    .get("creationTimestamp")
+                    .and_then(Value::as_str)
+                    .and_then(util::parse_rfc3339)
+                    .map_or_else(|| "<unknown>".to_string(), |t| util::human_age(now - t));
                 json!({
-                    "cells": [meta.get("name").cloned().unwrap_or(Value::Null), meta.get("creationTimestamp").cloned().unwrap_or(Value::Null)],
+                    "cells": [meta.get("name").cloned().unwrap_or(Value::Null), age],
                     "object": { "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta },
                 })
             })
@@ -724,7 +750,7 @@ pub mod table {
             "metadata": metadata,
             "columnDefinitions": [
                 { "name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0 },
-                { "name": "Created At", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0 },
+                { "name": "Age", "type": "date", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0 },
             ],
             "rows": rows,
         })

@@ -2,8 +2,8 @@
 //! `reason`, the HTTP code, and the same message wording as kube-apiserver, so that kubectl and
 //! client libraries classify them exactly as they would for a real cluster.
 //!
-//! Differences: `details.uid` and `details.causes` are filled only where kubesnap's code paths
-//! look at them (server-side apply conflicts and validation errors).
+//! Differences: `details.uid` is never filled, and `details.causes` only for server-side apply
+//! conflicts, validation errors and unsupported media types.
 
 use serde_json::{json, Value};
 
@@ -18,7 +18,7 @@ pub struct ApiError {
     /// Human-readable message, worded as kube-apiserver words it.
     pub message: String,
     /// `details`, when there are any.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429, and 500s that ask for a retry).
     pub retry_after: Option<u64>,
 }
@@ -47,7 +47,12 @@ impl ApiError {
             d.insert("group".into(), json!(group));
         }
         d.insert("kind".into(), json!(resource));
-        self.details = Some(Value::Object(d));
+        self.details = Some(Box::new(Value::Object(d)));
+        self
+    }
+
+    fn with_cause(mut self, reason: &str, message: &str) -> Self {
+        self.details = Some(Box::new(json!({ "causes": [{ "reason": reason, "message": message }] })));
         self
     }
 
@@ -111,7 +116,7 @@ impl ApiError {
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut e = Self::new(429, "TooManyRequests", "Too many requests, please try again later.");
-        e.details = Some(json!({ "retryAfterSeconds": retry_after }));
+        e.details = Some(Box::new(json!({ "retryAfterSeconds": retry_after })));
         e.retry_after = Some(retry_after);
         e
     }
@@ -130,10 +135,10 @@ impl ApiError {
     pub fn invalid(group: &str, kind: &str, name: &str, field: &str, why: &str) -> Self {
         let gk = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
         let mut e = Self::new(422, "Invalid", format!("{gk} \"{name}\" is invalid: {field}: {why}"));
-        e.details = Some(json!({
+        e.details = Some(Box::new(json!({
             "name": name, "group": group, "kind": kind,
             "causes": [{ "reason": "FieldValueInvalid", "message": why, "field": field }],
-        }));
+        })));
         e
     }
 
@@ -142,9 +147,10 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
     }
 
-    /// 415 for a patch type the resource does not accept.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+    /// 415 for a body format the request does not accept (`accepted`: a comma-separated list).
+    pub fn unsupported_media_type(content_type: &str, accepted: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: {accepted}"))
+            .with_cause("UnsupportedMediaType", &format!("unsupported content type {content_type:?}"))
     }
 
     /// The `Status` body.
@@ -158,7 +164,7 @@ impl ApiError {
             "reason": self.reason,
         });
         if let Some(d) = &self.details {
-            v["details"] = d.clone();
+            v["details"] = (**d).clone();
         }
         v["code"] = json!(self.code);
         v

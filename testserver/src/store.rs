@@ -82,11 +82,14 @@ pub struct Change {
     pub previous: Option<Arc<Value>>,
 }
 
+/// The versions of one key, oldest first: (resourceVersion, the object or `None` for a delete).
+type Versions = Vec<(u64, Option<Arc<Value>>)>;
+
 #[derive(Debug, Default)]
 struct Inner {
     rv: u64,
     compacted: u64,
-    data: HashMap<GroupResource, BTreeMap<ObjectKey, Vec<(u64, Option<Arc<Value>>)>>>,
+    data: HashMap<GroupResource, BTreeMap<ObjectKey, Versions>>,
     log: VecDeque<Change>,
 }
 
