@@ -43,7 +43,7 @@ pub struct SkippedType {
     pub partial: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Source {
     /// "dir" or "cluster".
     pub kind: String,

@@ -6,7 +6,6 @@
 //! packer. Nothing becomes visible until the final commit-log entry: an invalid document, a
 //! duplicate identity or a crash before it leaves the repository's snapshots as they were.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -21,7 +20,7 @@ use crate::format::config::Chunking;
 use crate::format::log::SnapshotSummary;
 use crate::format::pack::{BlobType, PackKind};
 use crate::format::resource::{canonical_json, identity_of, is_controller_owned, split, ResourceRef};
-use crate::format::snapshot::{Counts, SnapshotManifest, Source, TypeInfo};
+use crate::format::snapshot::{Counts, SkippedType, SnapshotManifest, Source, TypeInfo};
 use crate::format::tree::{PartRef, ResourceEntry};
 use crate::format::{BlobId, SnapshotId};
 use crate::k8s::dir::{self, DocError};
@@ -225,11 +224,8 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let (tx, rx) = mpsc::sync_channel::<Vec<FileMessage>>(16);
 
-    let mut data = Packer::new(PackKind::Data);
-    let mut entries: Vec<(ResourceRef, ResourceEntry)> = Vec::new();
-    let mut seen: HashMap<ResourceRef, (usize, usize)> = HashMap::new();
+    let mut writer = SnapshotWriter::new();
     let mut errors: Vec<DocError> = Vec::new();
-    let mut types: Vec<TypeInfo> = Vec::new();
     let mut remember: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut failure: Option<Error> = None;
 
@@ -293,7 +289,7 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                         .1
                         .iter()
                         .chain(o.server.iter().flat_map(|s| s.1.iter()))
-                        .all(|id| data.contains(id) || matches!(repo.locate(id), Ok(Some(_))))
+                        .all(|id| writer.has_blob(repo, id))
                 });
                 if !all_there {
                     let rel = &files[msg.file];
@@ -311,31 +307,12 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                     };
                 }
             }
-            let mut check_duplicate = |r: &ResourceRef, doc: usize| -> bool {
-                if let Some((f, d)) = seen.get(r) {
-                    failure = Some(Error::InvalidInput(format!(
-                        "{} is defined twice: {} (document {}) and {} (document {})",
-                        r.display(),
-                        files[*f].display(),
-                        d,
-                        files[msg.file].display(),
-                        doc
-                    )));
-                    return true;
-                }
-                seen.insert(r.clone(), (msg.file, doc));
-                false
-            };
+            let origin = |doc: usize| ((msg.file as u64) << 32) | doc as u64;
             match outcome {
                 Outcome::Reused(objects) => {
                     for o in objects {
-                        if check_duplicate(&o.resource, o.doc) {
-                            break;
-                        }
-                        if let Some(t) = &o.crd {
-                            types.push(t.clone());
-                        }
-                        entries.push((o.resource.clone(), o.entry()));
+                        let entry = o.entry();
+                        writer.add_entry(origin(o.doc), o.resource, entry, o.crd);
                     }
                 }
                 Outcome::Parsed(prepared, errs) => {
@@ -343,25 +320,16 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                     errors.extend(errs);
                     let mut rows = Vec::with_capacity(prepared.len());
                     for p in prepared {
-                        if check_duplicate(&p.resource, p.doc) {
-                            break;
-                        }
-                        if let Some(t) = &p.crd {
-                            types.push(t.clone());
-                        }
-                        let (doc, crd) = (p.doc, p.crd.clone());
-                        match store_object(repo, &mut data, p) {
-                            Ok((r, e)) => {
-                                rows.push(Remembered {
-                                    resource: r.clone(),
-                                    doc,
-                                    owned: e.owned,
-                                    desired: (e.desired.size, e.desired.blobs.clone()),
-                                    server: e.server.as_ref().map(|s| (s.size, s.blobs.clone())),
-                                    crd,
-                                });
-                                entries.push((r, e));
-                            }
+                        let (doc, crd, resource) = (p.doc, p.crd.clone(), p.resource.clone());
+                        match writer.add_prepared(repo, origin(doc), p) {
+                            Ok(e) => rows.push(Remembered {
+                                resource,
+                                doc,
+                                owned: e.owned,
+                                desired: (e.desired.size, e.desired.blobs.clone()),
+                                server: e.server.as_ref().map(|s| (s.size, s.blobs.clone())),
+                                crd,
+                            }),
                             Err(e) => {
                                 failure = Some(e);
                                 break;
@@ -397,9 +365,16 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
         }
         progress.warn(&format!("skipped {} invalid document(s)", errors.len()));
     }
-    let time = opts.time.unwrap_or(started);
-    let source = Source { kind: "dir".into(), name: root.display().to_string() };
-    let report = commit_snapshot(repo, data, entries, types, &cluster, &opts.tags, time, source, skipped_documents)?;
+    let meta = SnapshotMeta {
+        cluster,
+        tags: opts.tags.clone(),
+        time: opts.time.unwrap_or(started),
+        source: Source { kind: "dir".into(), name: root.display().to_string() },
+        ..Default::default()
+    };
+    let origin_name = |o: u64| format!("{} (document {})", files[(o >> 32) as usize].display(), o & 0xffff_ffff);
+    let mut report = writer.commit(repo, meta, &origin_name)?;
+    report.skipped_documents = skipped_documents;
     // Only after the commit: what the cache remembers then points at committed blobs.
     if let Some(c) = repo.cache() {
         c.remember_source_files(&remember);
@@ -407,21 +382,212 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     Ok(report)
 }
 
-/// Stores the blobs of one prepared object that the repository does not have yet.
-fn store_object(repo: &Repository, data: &mut Packer, p: Prepared) -> Result<(ResourceRef, ResourceEntry)> {
-    let mut store = |part: PreparedPart, which: u8| -> Result<PartRef> {
-        let mut ids = Vec::with_capacity(part.blobs.len());
-        for (i, (id, t, bytes)) in part.blobs.into_iter().enumerate() {
-            if !data.contains(&id) && repo.locate(&id)?.is_none() {
-                data.add(repo, id, t, bytes, sort_key(&p.resource, t, which, i))?;
-            }
-            ids.push(id);
+/// What a snapshot is, besides its resources.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotMeta {
+    pub cluster: String,
+    pub tags: Vec<String>,
+    pub time: DateTime<Utc>,
+    pub source: Source,
+    /// Types that could not be captured (completely), and why.
+    pub skipped: Vec<SkippedType>,
+    /// The snapshot is known to be incomplete.
+    pub partial: bool,
+    /// Types known from a live cluster's discovery (added to the CRD-derived ones).
+    pub discovery: Vec<TypeInfo>,
+    pub source_info: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Builds one snapshot from objects of any source: stores the blobs the repository lacks as
+/// objects arrive (bodies are not kept), and keeps per-object metadata until [`commit`].
+///
+/// [`commit`]: SnapshotWriter::commit
+pub struct SnapshotWriter {
+    data: Packer,
+    /// (resource, entry, origin): origin is the caller's number for where the object came from,
+    /// named in errors (two objects with one identity).
+    staged: Vec<(ResourceRef, ResourceEntry, u64)>,
+    types: Vec<TypeInfo>,
+}
+
+impl Default for SnapshotWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SnapshotWriter {
+    pub fn new() -> SnapshotWriter {
+        SnapshotWriter { data: Packer::new(PackKind::Data), staged: Vec::new(), types: Vec::new() }
+    }
+
+    /// Objects staged so far.
+    pub fn len(&self) -> usize {
+        self.staged.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Whether a blob is stored, or queued by this writer.
+    pub fn has_blob(&self, repo: &Repository, id: &BlobId) -> bool {
+        self.data.contains(id) || matches!(repo.locate(id), Ok(Some(_)))
+    }
+
+    /// Adds one object as read from a source. `Ok(Err(reason))` when it is not a named
+    /// Kubernetes object (nothing is stored then).
+    pub fn add_value(
+        &mut self,
+        repo: &Repository,
+        origin: u64,
+        value: serde_json::Value,
+    ) -> Result<std::result::Result<(), String>> {
+        let chunking = repo.config().chunking.clone();
+        match prepare(repo.key(), &chunking, 0, value) {
+            Ok(p) => self.add_prepared(repo, origin, p).map(|_| Ok(())),
+            Err(reason) => Ok(Err(reason)),
         }
-        Ok(PartRef { size: part.size, blobs: ids })
-    };
-    let desired = store(p.desired, 1)?;
-    let server = p.server.map(|s| store(s, 2)).transpose()?;
-    Ok((p.resource, ResourceEntry { owned: p.owned, desired, server }))
+    }
+
+    fn add_prepared(&mut self, repo: &Repository, origin: u64, p: Prepared) -> Result<ResourceEntry> {
+        let data = &mut self.data;
+        let mut store = |part: PreparedPart, which: u8| -> Result<PartRef> {
+            let mut ids = Vec::with_capacity(part.blobs.len());
+            for (i, (id, t, bytes)) in part.blobs.into_iter().enumerate() {
+                if !data.contains(&id) && repo.locate(&id)?.is_none() {
+                    data.add(repo, id, t, bytes, sort_key(&p.resource, t, which, i))?;
+                }
+                ids.push(id);
+            }
+            Ok(PartRef { size: part.size, blobs: ids })
+        };
+        let desired = store(p.desired, 1)?;
+        let server = p.server.map(|s| store(s, 2)).transpose()?;
+        let entry = ResourceEntry { owned: p.owned, desired, server };
+        self.add_entry(origin, p.resource, entry.clone(), p.crd);
+        Ok(entry)
+    }
+
+    /// Adds an object whose blobs are known to be stored.
+    fn add_entry(&mut self, origin: u64, resource: ResourceRef, entry: ResourceEntry, crd: Option<TypeInfo>) {
+        if let Some(t) = crd {
+            self.types.push(t);
+        }
+        self.staged.push((resource, entry, origin));
+    }
+
+    /// Writes the tree, packs, index file and manifest, then commits the snapshot. Two objects
+    /// with one identity fail it, naming both origins.
+    pub fn commit(
+        self,
+        repo: &mut Repository,
+        meta: SnapshotMeta,
+        origin_name: &dyn Fn(u64) -> String,
+    ) -> Result<SnapshotReport> {
+        let SnapshotWriter { mut data, mut staged, mut types } = self;
+        if meta.cluster.is_empty() {
+            return Err(Error::Usage("the cluster name must not be empty".into()));
+        }
+        staged.sort_unstable_by(|a, b| tree::tree_order(&a.0, &b.0).then(a.2.cmp(&b.2)));
+        if let Some(w) = staged.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::InvalidInput(format!(
+                "{} is defined twice: {} and {}",
+                w[0].0.display(),
+                origin_name(w[0].2),
+                origin_name(w[1].2)
+            )));
+        }
+        let entries: Vec<(ResourceRef, ResourceEntry)> = staged.into_iter().map(|(r, e, _)| (r, e)).collect();
+        let objects = entries.len() as u64;
+        let desired_bytes = entries.iter().map(|(_, e)| e.desired.size).sum();
+        let server_bytes = entries.iter().map(|(_, e)| e.server.as_ref().map_or(0, |s| s.size)).sum();
+        data.flush(repo)?;
+        let (roots, tree_packer) = {
+            let mut tw = TreeWriter::new(repo);
+            let roots = tw.write_snapshot(entries)?;
+            tw.packer.flush(repo)?;
+            (roots, tw.packer)
+        };
+        let mut locations = data.written;
+        locations.extend(tree_packer.written);
+        let mut bytes_added = data.bytes_written + tree_packer.bytes_written;
+        let mut change = LogChange::default();
+        if !locations.is_empty() {
+            let (id, len) = index::write_index(repo, locations)?;
+            bytes_added += len;
+            change.add_index.push(id);
+            repo.index().add_pending(id);
+        }
+
+        // Counts against the previous snapshot of the same cluster.
+        let parent = super::select::of_cluster(repo, Some(&meta.cluster)).into_iter().next_back();
+        let mut counts = Counts::default();
+        if let Some(p) = &parent {
+            let pm = repo.load_manifest(&p.id)?;
+            for c in tree::diff_snapshots(repo, &pm.roots, &roots, &tree::same_desired)? {
+                match (&c.old, &c.new) {
+                    (None, Some(_)) => counts.added += 1,
+                    (Some(_), None) => counts.removed += 1,
+                    _ => counts.modified += 1,
+                }
+            }
+        } else {
+            counts.added = objects;
+        }
+        types.extend(meta.discovery.iter().cloned());
+        types.sort_by(|a, b| (&a.group, &a.kind, &a.source).cmp(&(&b.group, &b.kind, &b.source)));
+        types.dedup_by(|a, b| a.group == b.group && a.kind == b.kind);
+        let mut manifest = SnapshotManifest {
+            version: 1,
+            time: timeutil::format(&meta.time),
+            cluster: meta.cluster.clone(),
+            tags: meta.tags.clone(),
+            hostname: crate::repo::hostname(),
+            program: format!("kubesnap {}", env!("CARGO_PKG_VERSION")),
+            source: meta.source,
+            roots,
+            objects,
+            desired_bytes,
+            server_bytes,
+            parent: parent.as_ref().map(|p| p.id),
+            counts,
+            types,
+            skipped: meta.skipped,
+            partial: meta.partial,
+            source_info: meta.source_info,
+        };
+        // The manifest records what the snapshot added in packs and index files; the report adds
+        // the manifest's own stored size.
+        manifest.counts.bytes_added = bytes_added;
+        let (id, manifest_len) = repo.write_manifest(&manifest)?;
+        bytes_added += manifest_len;
+        change.add_snapshots.push(SnapshotSummary {
+            id,
+            time: manifest.time.clone(),
+            cluster: meta.cluster.clone(),
+            tags: meta.tags.clone(),
+            objects,
+            partial: meta.partial,
+        });
+        repo.commit(change)?;
+        // Best effort: a failed merge leaves more index files, never a wrong state.
+        if let Err(e) = compact_index(repo) {
+            eprintln!("warning: could not merge index files: {e}");
+        }
+        Ok(SnapshotReport {
+            id,
+            time: manifest.time,
+            cluster: meta.cluster,
+            objects,
+            added: manifest.counts.added,
+            modified: manifest.counts.modified,
+            removed: manifest.counts.removed,
+            bytes_added,
+            skipped_documents: 0,
+            parent: manifest.parent,
+        })
+    }
 }
 
 /// Merges the live index files when there are too many, commits the merge, then deletes the
@@ -442,106 +608,4 @@ pub fn compact_index(repo: &mut Repository) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes the tree, packs, index file and manifest of a snapshot, then commits it.
-#[allow(clippy::too_many_arguments)] // one call site per source; a struct would only rename them
-pub fn commit_snapshot(
-    repo: &mut Repository,
-    mut data: Packer,
-    entries: Vec<(ResourceRef, ResourceEntry)>,
-    mut types: Vec<TypeInfo>,
-    cluster: &str,
-    tags: &[String],
-    time: DateTime<Utc>,
-    source: Source,
-    _skipped_documents: u64,
-) -> Result<SnapshotReport> {
-    let objects = entries.len() as u64;
-    let desired_bytes = entries.iter().map(|(_, e)| e.desired.size).sum();
-    let server_bytes = entries.iter().map(|(_, e)| e.server.as_ref().map_or(0, |s| s.size)).sum();
-    data.flush(repo)?;
-    let (roots, tree_packer) = {
-        let mut tw = TreeWriter::new(repo);
-        let roots = tw.write_snapshot(entries)?;
-        tw.packer.flush(repo)?;
-        (roots, tw.packer)
-    };
-    let mut locations = data.written;
-    locations.extend(tree_packer.written);
-    let mut bytes_added = data.bytes_written + tree_packer.bytes_written;
-    let mut change = LogChange::default();
-    if !locations.is_empty() {
-        let (id, len) = index::write_index(repo, locations)?;
-        bytes_added += len;
-        change.add_index.push(id);
-        repo.index().add_pending(id);
-    }
-
-    // Counts against the previous snapshot of the same cluster.
-    let parent = super::select::of_cluster(repo, Some(cluster)).into_iter().next_back();
-    let mut counts = Counts::default();
-    if let Some(p) = &parent {
-        let pm = repo.load_manifest(&p.id)?;
-        for c in tree::diff_snapshots(repo, &pm.roots, &roots, &tree::same_desired)? {
-            match (&c.old, &c.new) {
-                (None, Some(_)) => counts.added += 1,
-                (Some(_), None) => counts.removed += 1,
-                _ => counts.modified += 1,
-            }
-        }
-    } else {
-        counts.added = objects;
-    }
-    types.sort_by(|a, b| (&a.group, &a.kind).cmp(&(&b.group, &b.kind)));
-    types.dedup_by(|a, b| a.group == b.group && a.kind == b.kind);
-    let mut manifest = SnapshotManifest {
-        version: 1,
-        time: timeutil::format(&time),
-        cluster: cluster.to_owned(),
-        tags: tags.to_vec(),
-        hostname: crate::repo::hostname(),
-        program: format!("kubesnap {}", env!("CARGO_PKG_VERSION")),
-        source,
-        roots,
-        objects,
-        desired_bytes,
-        server_bytes,
-        parent: parent.as_ref().map(|p| p.id),
-        counts,
-        types,
-        skipped: Vec::new(),
-        partial: false,
-        source_info: Default::default(),
-    };
-    // The manifest records what the snapshot added in packs and index files; the report adds
-    // the manifest's own stored size.
-    manifest.counts.bytes_added = bytes_added;
-    let (id, manifest_len) = repo.write_manifest(&manifest)?;
-    bytes_added += manifest_len;
-    change.add_snapshots.push(SnapshotSummary {
-        id,
-        time: manifest.time.clone(),
-        cluster: cluster.to_owned(),
-        tags: tags.to_vec(),
-        objects,
-        partial: false,
-    });
-    repo.commit(change)?;
-    // Best effort: a failed merge leaves more index files, never a wrong state.
-    if let Err(e) = compact_index(repo) {
-        eprintln!("warning: could not merge index files: {e}");
-    }
-    Ok(SnapshotReport {
-        id,
-        time: manifest.time,
-        cluster: cluster.to_owned(),
-        objects,
-        added: manifest.counts.added,
-        modified: manifest.counts.modified,
-        removed: manifest.counts.removed,
-        bytes_added,
-        skipped_documents: _skipped_documents,
-        parent: manifest.parent,
-    })
 }

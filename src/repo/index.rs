@@ -234,12 +234,12 @@ pub fn compaction_plan(sizes: &[(IndexId, u64)]) -> Option<Vec<IndexId>> {
 pub fn merge_files(repo: &Repository, ids: &[IndexId]) -> Result<IndexId> {
     let set = IndexSet::default();
     set.set_files(ids);
-    let mut entries = Vec::new();
+    let mut locs = Locations::default();
     set.for_each_entry(repo, |_, id, loc| {
-        entries.push((*id, loc.clone()));
+        locs.push(*id, loc);
         Ok(())
     })?;
-    Ok(write_index(repo, entries)?.0)
+    Ok(write_index(repo, locs)?.0)
 }
 
 /// Stored size of an index file (read from its tail, usually cached).
@@ -248,36 +248,93 @@ pub fn file_size(repo: &Repository, id: &IndexId) -> Result<u64> {
     Ok(size)
 }
 
-/// Writes one index file listing `entries` (any order; duplicates keep the first); returns its
+/// Where newly written blobs are: each frame once, each blob as a small record pointing at its
+/// frame (about 32 bytes a blob, so a million new blobs fit in tens of MiB).
+#[derive(Default)]
+pub struct Locations {
+    pub frames: Vec<IndexFrame>,
+    pub blobs: Vec<WrittenBlob>,
+    numbers: HashMap<IndexFrame, u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct WrittenBlob {
+    pub id: BlobId,
+    pub frame: u32,
+    pub blob_type: crate::format::pack::BlobType,
+    pub raw_offset: u32,
+    pub raw_length: u32,
+}
+
+impl Locations {
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    fn frame_number(&mut self, frame: &IndexFrame) -> u32 {
+        if let Some(n) = self.numbers.get(frame) {
+            return *n;
+        }
+        let n = self.frames.len() as u32;
+        self.frames.push(frame.clone());
+        self.numbers.insert(frame.clone(), n);
+        n
+    }
+
+    pub fn push(&mut self, id: BlobId, loc: &BlobLocation) {
+        let frame = self.frame_number(&loc.frame);
+        self.blobs.push(WrittenBlob {
+            id,
+            frame,
+            blob_type: loc.blob_type,
+            raw_offset: loc.raw_offset,
+            raw_length: loc.raw_length,
+        });
+    }
+
+    pub fn extend(&mut self, other: Locations) {
+        for b in other.blobs {
+            let frame = self.frame_number(&other.frames[b.frame as usize]);
+            self.blobs.push(WrittenBlob { frame, ..b });
+        }
+    }
+}
+
+/// Writes one index file listing `locs` (any order; of equal ids the first is kept); returns its
 /// id and stored size.
-pub fn write_index(repo: &Repository, mut entries: Vec<(BlobId, BlobLocation)>) -> Result<(IndexId, u64)> {
-    entries.sort_by_key(|e| e.0);
-    entries.dedup_by(|a, b| a.0 == b.0);
+pub fn write_index(repo: &Repository, locs: Locations) -> Result<(IndexId, u64)> {
+    let Locations { frames, mut blobs, .. } = locs;
+    blobs.sort_by_key(|b| b.id);
+    blobs.dedup_by(|a, b| a.id == b.id);
     let mut out = FileHeader::encode(FileType::Index).to_vec();
     let mut footer = IndexFooter::default();
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut footer.tag);
-    for (n, chunk) in entries.chunks(BLOCK_ENTRIES).enumerate() {
+    for (n, chunk) in blobs.chunks(BLOCK_ENTRIES).enumerate() {
         let mut block = IndexBlock::default();
-        let mut frame_numbers: HashMap<IndexFrame, u32> = HashMap::new();
-        for (id, loc) in chunk {
+        let mut local: HashMap<u32, u32> = HashMap::new();
+        for b in chunk {
             let next = block.frames.len() as u32;
-            let frame = *frame_numbers.entry(loc.frame.clone()).or_insert_with(|| {
-                block.frames.push(loc.frame.clone());
+            let frame = *local.entry(b.frame).or_insert_with(|| {
+                block.frames.push(frames[b.frame as usize].clone());
                 next
             });
             block.entries.push(IndexEntry {
-                id: *id,
+                id: b.id,
                 frame,
-                blob_type: loc.blob_type,
-                raw_offset: loc.raw_offset,
-                raw_length: loc.raw_length,
+                blob_type: b.blob_type,
+                raw_offset: b.raw_offset,
+                raw_length: b.raw_length,
             });
         }
         let sealed =
             repo.key().seal(&aad(FileType::Index, b"block", &block_context(&footer.tag, n as u32)), &block.encode());
         footer.blocks.push(BlockRef {
-            first: chunk[0].0,
-            last: chunk[chunk.len() - 1].0,
+            first: chunk[0].id,
+            last: chunk[chunk.len() - 1].id,
             offset: out.len() as u64,
             sealed_length: sealed.len() as u32,
             entries: chunk.len() as u32,

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::index::Locations;
 use super::{pack_name, Repository};
 use crate::format::index::{BlobLocation, IndexFrame};
 use crate::format::pack::{
@@ -42,7 +43,7 @@ pub struct Packer {
     pending_bytes: usize,
     seen: HashSet<BlobId>,
     /// Locations of every blob written so far (for the index file).
-    pub written: Vec<(BlobId, BlobLocation)>,
+    pub written: Locations,
     /// Stored bytes of the packs written.
     pub bytes_written: u64,
     pub packs_written: u64,
@@ -55,7 +56,7 @@ impl Packer {
             pending: Vec::new(),
             pending_bytes: 0,
             seen: HashSet::new(),
-            written: Vec::new(),
+            written: Locations::default(),
             bytes_written: 0,
             packs_written: 0,
         }
@@ -190,15 +191,13 @@ impl Packer {
                 frame_id: fh.frame_id,
             };
             for b in fh.blobs {
-                self.written.push((
-                    b.id,
-                    BlobLocation {
-                        frame: frame.clone(),
-                        blob_type: b.blob_type,
-                        raw_offset: b.raw_offset,
-                        raw_length: b.raw_length,
-                    },
-                ));
+                let loc = BlobLocation {
+                    frame: frame.clone(),
+                    blob_type: b.blob_type,
+                    raw_offset: b.raw_offset,
+                    raw_length: b.raw_length,
+                };
+                self.written.push(b.id, &loc);
             }
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! entries always give the same nodes, and an insertion or change rewrites only the nodes on its
 //! path: a namespace with 50,000 ConfigMaps is not rewritten whole when one changes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::packer::Packer;
@@ -14,7 +14,7 @@ use super::Repository;
 use crate::format::pack::BlobType;
 use crate::format::resource::ResourceRef;
 use crate::format::snapshot::Roots;
-use crate::format::tree::{Child, Level, Node, NodeBody, ResourceEntry, Value};
+use crate::format::tree::{Child, Level, Node, NodeBody, PartRef, ResourceEntry, Value};
 use crate::format::BlobId;
 use crate::{Error, Result};
 
@@ -98,47 +98,76 @@ impl<'a> TreeWriter<'a> {
         Ok((root.id, root.resources))
     }
 
-    /// Writes the whole tree of a snapshot from its resources (any order).
-    pub fn write_snapshot(&mut self, resources: Vec<(ResourceRef, ResourceEntry)>) -> Result<Roots> {
-        type Kinds = BTreeMap<String, BTreeMap<String, ResourceEntry>>;
-        let mut cluster: BTreeMap<String, Kinds> = BTreeMap::new();
-        let mut namespaced: BTreeMap<String, BTreeMap<String, Kinds>> = BTreeMap::new();
-        for (r, e) in resources {
-            let groups = if r.namespace.is_empty() { &mut cluster } else { namespaced.entry(r.namespace).or_default() };
-            groups.entry(r.group).or_default().entry(r.kind).or_default().insert(r.name, e);
-        }
+    /// Writes the whole tree of a snapshot from its resources, which must be sorted in tree
+    /// order ([`tree_order`]) without duplicates. Streams through them level by level: no
+    /// second copy of the resources is built.
+    pub fn write_snapshot(&mut self, mut resources: Vec<(ResourceRef, ResourceEntry)>) -> Result<Roots> {
+        let split = resources.partition_point(|(r, _)| r.namespace.is_empty());
         let mut roots = Roots::default();
-        if !cluster.is_empty() {
-            roots.cluster = Some(self.write_groups(cluster)?.0);
+        if split > 0 {
+            roots.cluster = Some(self.write_groups(&mut resources[..split])?.0);
         }
-        if !namespaced.is_empty() {
-            let mut entries = Vec::with_capacity(namespaced.len());
-            for (ns, groups) in namespaced {
-                let (id, resources) = self.write_groups(groups)?;
-                entries.push((ns, Value::Subtree { id, resources }));
+        if split < resources.len() {
+            let mut entries = Vec::new();
+            for run in runs(&mut resources[split..], |r| &r.namespace) {
+                let ns = run[0].0.namespace.clone();
+                let (id, count) = self.write_groups(run)?;
+                entries.push((ns, Value::Subtree { id, resources: count }));
             }
             roots.namespaces = Some(self.write_level(Level::Namespaces, entries)?.0);
         }
         Ok(roots)
     }
 
-    fn write_groups(
-        &mut self,
-        groups: BTreeMap<String, BTreeMap<String, BTreeMap<String, ResourceEntry>>>,
-    ) -> Result<(BlobId, u64)> {
-        let mut group_entries = Vec::with_capacity(groups.len());
-        for (group, kinds) in groups {
-            let mut kind_entries = Vec::with_capacity(kinds.len());
-            for (kind, names) in kinds {
-                let entries = names.into_iter().map(|(n, e)| (n, Value::Resource(e))).collect();
-                let (id, resources) = self.write_level(Level::Names, entries)?;
-                kind_entries.push((kind, Value::Subtree { id, resources }));
+    fn write_groups(&mut self, items: &mut [(ResourceRef, ResourceEntry)]) -> Result<(BlobId, u64)> {
+        let mut group_entries = Vec::new();
+        for group_run in runs(items, |r| &r.group) {
+            let group = group_run[0].0.group.clone();
+            let mut kind_entries = Vec::new();
+            for kind_run in runs(group_run, |r| &r.kind) {
+                let kind = kind_run[0].0.kind.clone();
+                let names = kind_run
+                    .iter_mut()
+                    .map(|(r, e)| (std::mem::take(&mut r.name), Value::Resource(std::mem::replace(e, placeholder()))))
+                    .collect();
+                let (id, count) = self.write_level(Level::Names, names)?;
+                kind_entries.push((kind, Value::Subtree { id, resources: count }));
             }
-            let (id, resources) = self.write_level(Level::Kinds, kind_entries)?;
-            group_entries.push((group, Value::Subtree { id, resources }));
+            let (id, count) = self.write_level(Level::Kinds, kind_entries)?;
+            group_entries.push((group, Value::Subtree { id, resources: count }));
         }
         self.write_level(Level::Groups, group_entries)
     }
+}
+
+fn placeholder() -> ResourceEntry {
+    ResourceEntry { owned: false, desired: PartRef::default(), server: None }
+}
+
+/// Maximal runs of consecutive items with an equal key.
+fn runs<K: PartialEq + ?Sized>(
+    mut items: &mut [(ResourceRef, ResourceEntry)],
+    key: impl Fn(&ResourceRef) -> &K,
+) -> Vec<&mut [(ResourceRef, ResourceEntry)]> {
+    let mut out = Vec::new();
+    while !items.is_empty() {
+        let n = items.iter().position(|(r, _)| key(r) != key(&items[0].0)).unwrap_or(items.len());
+        let (run, rest) = items.split_at_mut(n);
+        out.push(run);
+        items = rest;
+    }
+    out
+}
+
+/// The order of resources in a tree: cluster-scoped first, then by namespace, group, kind,
+/// name (bytewise, as node keys are compared).
+pub fn tree_order(a: &ResourceRef, b: &ResourceRef) -> std::cmp::Ordering {
+    (a.namespace.as_bytes(), a.group.as_bytes(), a.kind.as_bytes(), a.name.as_bytes()).cmp(&(
+        b.namespace.as_bytes(),
+        b.group.as_bytes(),
+        b.kind.as_bytes(),
+        b.name.as_bytes(),
+    ))
 }
 
 fn sort_key(level: Level, height: u8, first_key: &str) -> Vec<u8> {

@@ -440,6 +440,7 @@ impl Cluster {
         if t.verbs.len() == 1 && t.has_verb("create") {
             return Ok(review_reply(t, &target.version, body));
         }
+        reject_resource_version(&body)?;
         let mut obj = body;
         self.check_namespace(target, &mut obj)?;
         let meta = meta_mut(&mut obj);
@@ -525,6 +526,12 @@ impl Cluster {
         if let Some(body_name) = meta_str(&body, "name") {
             if body_name != name {
                 return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+            }
+        }
+        if let (Some(want), Some(actual)) = (meta_str(&body, "uid").filter(|u| !u.is_empty()), meta_str(&old, "uid")) {
+            if want != actual {
+                let t = &target.rtype;
+                return Err(ApiError::conflict(&t.group, &t.plural, &name, &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {actual}")));
             }
         }
         let mut new = body;
@@ -721,6 +728,7 @@ impl Cluster {
                 if status_only {
                     return Err(target.not_found());
                 }
+                reject_resource_version(&config)?;
                 let mut obj = merged;
                 let ns = target.scope_ns();
                 if t.namespaced {
@@ -993,6 +1001,15 @@ impl Cluster {
     pub fn resource_version(&self) -> u64 {
         self.store.resource_version()
     }
+}
+
+/// etcd3's store refuses to create an object whose resourceVersion parses as a non-zero
+/// number, with an untyped error: a 500 without a reason.
+fn reject_resource_version(obj: &Value) -> Result<(), ApiError> {
+    if meta_str(obj, "resourceVersion").and_then(|rv| rv.parse::<u64>().ok()).is_some_and(|rv| rv != 0) {
+        return Err(ApiError::new(500, "", "resourceVersion should not be set on objects to be created"));
+    }
+    Ok(())
 }
 
 /// Namespace defaults and CRD validation and status, as their strategies do on create.

@@ -578,8 +578,8 @@ async fn run_watch(
                 return send(event_line("ERROR", &ApiError::too_old(0, c.0).to_status())).await;
             }
         };
-        for (_, obj) in &snap.items {
-            if matches(obj) {
+        for (key, obj) in &snap.items {
+            if matches(obj) && target.name.as_deref().is_none_or(|n| key.1 == n) {
                 send(event_line("ADDED", &cluster::present(obj, t, &target.version, false))).await?;
             }
         }
@@ -599,13 +599,12 @@ async fn run_watch(
     let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
-        let changes = match shared.cluster.store().changes_since(&gr, position) {
+        let (changes, complete_to) = match shared.cluster.store().changes_since(&gr, position) {
             Ok(c) => c,
             Err(c) => return send(event_line("ERROR", &ApiError::too_old(position, c.0).to_status())).await,
         };
         for change in changes {
-            position = change.rv;
-            if ns.as_deref().is_some_and(|n| change.key.0 != n) {
+            if ns.as_deref().is_some_and(|n| change.key.0 != n) || target.name.as_deref().is_some_and(|n| change.key.1 != n) {
                 continue;
             }
             let now = matches(&change.object);
@@ -620,6 +619,8 @@ async fn run_watch(
             };
             send(event_line(kind, &cluster::present(&change.object, t, &target.version, false))).await?;
         }
+        // Everything up to here was seen, even if none of it concerned this watch.
+        position = complete_to;
         let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400));
         tokio::select! {
             changed = store_rx.changed() => {
@@ -629,8 +630,7 @@ async fn run_watch(
             }
             _ = ticker.tick() => {
                 if bookmarks {
-                    let rv = shared.cluster.store().resource_version().max(position);
-                    send(bookmark(rv, false)).await?;
+                    send(bookmark(position, false)).await?;
                 }
             }
             () = tokio::time::sleep_until(sleep_until) => return Ok(()),

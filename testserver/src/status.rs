@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 pub struct ApiError {
     /// HTTP status code.
     pub code: u16,
-    /// `metav1.StatusReason` (`NotFound`, `AlreadyExists`, `Conflict`, ...).
+    /// `metav1.StatusReason` (`NotFound`, `AlreadyExists`, `Conflict`, ...); empty for an
+    /// untyped error (no `reason` in the body).
     pub reason: String,
     /// Human-readable message, worded as kube-apiserver words it.
     pub message: String,
@@ -161,8 +162,10 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         });
+        if !self.reason.is_empty() {
+            v["reason"] = json!(self.reason);
+        }
         if let Some(d) = &self.details {
             v["details"] = (**d).clone();
         }

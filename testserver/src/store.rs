@@ -286,17 +286,18 @@ impl Store {
         Ok(Snapshot { rv, items })
     }
 
-    /// The changes of one resource after `after_rv`, in order.
+    /// The changes of one resource after `after_rv`, in order, and the resourceVersion they
+    /// are complete up to (the current one).
     ///
     /// # Errors
     /// [`Compacted`] when changes after `after_rv` were compacted away.
-    pub fn changes_since(&self, gr: &GroupResource, after_rv: u64) -> Result<Vec<Change>, Compacted> {
+    pub fn changes_since(&self, gr: &GroupResource, after_rv: u64) -> Result<(Vec<Change>, u64), Compacted> {
         let inner = self.lock();
         if after_rv < inner.compacted {
             return Err(Compacted(inner.compacted));
         }
         let start = inner.log.partition_point(|c| c.rv <= after_rv);
-        Ok(inner.log.range(start..).filter(|c| &c.gr == gr).cloned().collect())
+        Ok((inner.log.range(start..).filter(|c| &c.gr == gr).cloned().collect(), inner.rv.max(after_rv)))
     }
 
     /// Forgets every version older than `rv` that a newer one hides, and the change log up to
@@ -374,14 +375,14 @@ mod tests {
         assert_eq!(s.snapshot(&gr, None, None, None).map(names), Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()]));
         assert_eq!(s.snapshot(&gr, Some("a"), None, Some(&key("a", "0"))).map(names), Ok(vec!["1".to_string()]));
         assert_eq!(s.snapshot(&gr, Some("b"), None, None).map(names), Ok(vec!["3".to_string()]));
-        let changes = s.changes_since(&gr, rv).unwrap_or_default();
+        let changes = s.changes_since(&gr, rv).map(|(c, _)| c).unwrap_or_default();
         assert_eq!(changes.iter().map(|c| c.change).collect::<Vec<_>>(), [ChangeType::Added, ChangeType::Deleted, ChangeType::Added]);
         assert_eq!(changes[1].object["metadata"]["resourceVersion"], json!((rv + 2).to_string()));
 
         s.compact(rv + 1);
         assert_eq!(s.snapshot(&gr, None, Some(rv), None).map(|_| ()), Err(Compacted(rv + 1)));
         assert!(s.changes_since(&gr, rv).is_err());
-        assert_eq!(s.changes_since(&gr, rv + 1).map(|c| c.len()), Ok(2));
+        assert_eq!(s.changes_since(&gr, rv + 1).map(|(c, upto)| (c.len(), upto)), Ok((2, rv + 3)));
         // The newest state survives compaction.
         assert_eq!(s.snapshot(&gr, None, None, None).map(names), Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()]));
         s.compact(s.resource_version());

@@ -53,6 +53,8 @@ fn create_get_update_delete() {
         ("POST", CMS, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}), 400, "BadRequest"),
         ("PUT", "/api/v1/namespaces/default/configmaps/missing", configmap("default", "missing"), 404, "NotFound"),
         ("PUT", "/api/v1/namespaces/default/configmaps/one", configmap("default", "two"), 400, "BadRequest"),
+        ("PUT", "/api/v1/namespaces/default/configmaps/one", json!({"metadata": {"name": "one", "uid": "other"}}), 409, "Conflict"),
+        ("POST", CMS, json!({"metadata": {"name": "rv", "resourceVersion": "5"}}), 500, ""),
     ];
     for (method, path, body, code, reason) in cases {
         let r = request(a, method, path, "application/json", body.to_string().as_bytes());
@@ -283,6 +285,21 @@ fn watches_resume_bookmark_filter_and_expire() {
     };
     assert_eq!(initial, ["pre", "sel"]);
     assert_eq!(end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+
+    // A watch of one object, the old path form.
+    let mut one = Watch::open(a, &format!("/api/v1/watch/namespaces/default/configmaps/sel?resourceVersion={}", s.store().resource_version()));
+    patch(a, &format!("{CMS}/pre"), "application/merge-patch+json", r#"{"data":{"k":"other"}}"#);
+    patch(a, &format!("{CMS}/sel"), "application/merge-patch+json", r#"{"data":{"k":"mine"}}"#);
+    assert_eq!(one.next().map(|e| e["object"]["data"]["k"].clone()), Some(json!("mine")));
+
+    // An idle watch is not expired by a compaction of what it did not watch.
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let mut idle = Watch::open(a, &format!("{secrets}?watch=1&resourceVersion={}", s.store().resource_version()));
+    post(a, CMS, &configmap("default", "noise"));
+    std::thread::sleep(Duration::from_millis(200));
+    s.store().compact();
+    post(a, secrets, &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}));
+    assert_eq!(idle.next().map(|e| e["type"].clone()), Some(json!("ADDED")));
 
     // Too old: one ERROR event with a 410 Status.
     s.store().compact();
@@ -550,4 +567,44 @@ async fn async_start_and_stop() {
     assert!(text.contains(&format!("server: {}", s.url())), "{text}");
     s.stop();
     assert!(std::net::TcpStream::connect(addr).is_err(), "stopped servers do not listen");
+}
+
+/// Random combinations of methods, paths, query strings, content types and bodies: every one
+/// gets a reply (a handler panic would close the connection instead), and errors are `Status`.
+#[test]
+fn random_requests_never_break_the_server() {
+    let s = server();
+    let a = s.addr();
+    post(a, CMS, &configmap("default", "x"));
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    let paths = [
+        "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/api/v1/namespaces", "/api/v1/namespaces/default",
+        "/api/v1/namespaces/default/status", "/api/v1/namespaces/default/configmaps", "/api/v1/namespaces/default/configmaps/x",
+        "/api/v1/namespaces/default/configmaps/x/status", "/api/v1/watch/namespaces/default/configmaps/x", "/apis/apps/v1/deployments",
+        "/apis/apps/v1/namespaces/default/deployments/x/scale", "/api/v1/namespaces/%ZZ/configmaps", "/api/v1/namespaces//configmaps",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "/openapi/v3/apis/apps/v1", "/testserver/faults", "/api/v1/nodes/n/proxy",
+    ];
+    let queries = ["", "?watch=1&timeoutSeconds=1", "?limit=-1", "?limit=2&continue=%%%", "?labelSelector=((", "?fieldSelector=a", "?dryRun=All", "?fieldManager=m&force=true", "?resourceVersion=99999999999999999999", "?resourceVersionMatch=Exact&resourceVersion=1"];
+    let types = ["application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml", "application/yaml", "text/plain", ""];
+    let bodies: [&[u8]; 10] = [
+        b"", b"{}", b"[]", b"null", b"\"s\"", b"{\"metadata\":{\"name\":\"x\"}}", b"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":[]}",
+        b"[{\"op\":\"move\",\"from\":\"/metadata\",\"path\":\"/metadata/x\"}]", b"\xff\x00\xfe", b"a: &x [*x, *x]\nb: *x\n",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % n as u64).unwrap_or(0)
+    };
+    for _ in 0..400 {
+        let (m, p, q, t, b) = (methods[next(methods.len())], paths[next(paths.len())], queries[next(queries.len())], types[next(types.len())], bodies[next(bodies.len())]);
+        let path = format!("{p}{q}");
+        let r = common::try_request(a, m, &path, t, b, &[]).unwrap_or_else(|| panic!("{m} {path} ({t}, {:?}): no reply", String::from_utf8_lossy(b)));
+        if r.status >= 400 && m != "HEAD" && !p.starts_with("/testserver") {
+            let status: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{m} {path}: {e}"));
+            assert_eq!(status["kind"], "Status", "{m} {path}");
+        }
+    }
+    assert_eq!(get(a, "/version").status, 200);
 }

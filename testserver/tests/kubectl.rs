@@ -4,6 +4,10 @@
 //! the server's `/version`), and for the fixture test `../shared` (gen-history and its corpus)
 //! beside the repository, or `KUBESNAP_SHARED_DIR`. A test whose tool is missing says so on
 //! stderr and passes, so that a machine without them can still run the other tests.
+//!
+//! The `#[ignore]`d `real_cluster_*` tests run the same scenarios against a real, disposable
+//! cluster (kind or k3d) named by `KUBESNAP_REAL_KUBECONFIG`, to check that the scenarios'
+//! expectations hold on Kubernetes itself (see the README).
 
 mod common;
 
@@ -24,15 +28,27 @@ fn kubectl_available() -> bool {
     ok
 }
 
-/// A running binary, its kubeconfig, and a HOME of its own (kubectl caches discovery per
-/// host:port under HOME, and ports get reused).
+/// A cluster to run kubectl against: a running binary (or a real cluster), its kubeconfig, and
+/// a HOME of its own (kubectl caches discovery per host:port under HOME, and ports get reused).
 struct Binary {
-    child: Child,
+    child: Option<Child>,
     dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
     url: String,
 }
 
 impl Binary {
+    /// A real cluster from `KUBESNAP_REAL_KUBECONFIG`, if set.
+    fn real() -> Option<Binary> {
+        let kubeconfig = PathBuf::from(std::env::var_os("KUBESNAP_REAL_KUBECONFIG")?);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        Some(Binary { child: None, dir, kubeconfig, url: String::new() })
+    }
+
+    fn is_testserver(&self) -> bool {
+        self.child.is_some()
+    }
+
     fn start(args: &[&str]) -> Binary {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let kubeconfig = dir.path().join("kubeconfig");
@@ -51,12 +67,12 @@ impl Binary {
         }
         let text = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
         let url = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap_or_default().to_string();
-        Binary { child, dir, url }
+        Binary { child: Some(child), dir, kubeconfig, url }
     }
 
     fn command(&self) -> Command {
         let mut c = Command::new("kubectl");
-        c.env("KUBECONFIG", self.dir.path().join("kubeconfig")).env("HOME", self.dir.path());
+        c.env("KUBECONFIG", &self.kubeconfig).env("HOME", self.dir.path());
         c
     }
 
@@ -94,8 +110,10 @@ impl Binary {
 
 impl Drop for Binary {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -234,10 +252,26 @@ spec:
 
 #[test]
 fn apply_edit_patch_and_delete() {
-    if !kubectl_available() {
-        return;
+    if kubectl_available() {
+        apply_edit_patch_and_delete_on(&Binary::start(&[]));
     }
-    let b = Binary::start(&[]);
+}
+
+#[test]
+#[ignore = "needs a disposable real cluster in KUBESNAP_REAL_KUBECONFIG (kind or k3d)"]
+fn real_cluster_apply_edit_patch_and_delete() {
+    let b = Binary::real().unwrap_or_else(|| panic!("set KUBESNAP_REAL_KUBECONFIG"));
+    apply_edit_patch_and_delete_on(&b);
+}
+
+#[test]
+#[ignore = "needs a disposable real cluster in KUBESNAP_REAL_KUBECONFIG (kind or k3d)"]
+fn real_cluster_crd_then_object_then_watch() {
+    let b = Binary::real().unwrap_or_else(|| panic!("set KUBESNAP_REAL_KUBECONFIG"));
+    crd_then_object_then_watch_on(&b);
+}
+
+fn apply_edit_patch_and_delete_on(b: &Binary) {
     assert!(b.ok_stdin(&["apply", "--server-side", "-f", "-"], DEPLOY).contains("serverside-applied"));
     // Re-applying the same configuration changes nothing.
     let rv = b.ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.resourceVersion}"]);
@@ -258,7 +292,8 @@ fn apply_edit_patch_and_delete() {
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.26");
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80, "other fields of the container stay");
     assert_eq!(d["metadata"]["generation"], 2);
-    let managers: Vec<&str> = d["metadata"]["managedFields"].as_array().map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect()).unwrap_or_default();
+    // (A real cluster adds kube-controller-manager's status entry.)
+    let managers: Vec<&str> = d["metadata"]["managedFields"].as_array().map(|m| m.iter().filter_map(|e| e["manager"].as_str()).filter(|m| m.starts_with("kubectl")).collect()).unwrap_or_default();
     assert_eq!(managers, ["kubectl", "kubectl-edit"]);
 
     // The edit took the image: applying the old one now conflicts, and --force-conflicts wins.
@@ -305,10 +340,13 @@ fn apply_edit_patch_and_delete() {
     b.ok(&["patch", "cm", "held", "--type=json", "-p", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#]);
     let out = deleting.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let waited = common::get(b.addr(), "/testserver/requests").json();
-    let selector_watch = waited.as_array().is_some_and(|l| l.iter().any(|r| r["verb"] == "watch" && r["query"].as_str().is_some_and(|q| q.contains("fieldSelector=metadata.name%3Dheld"))));
-    assert!(selector_watch, "kubectl delete watched with a field selector");
+    if b.is_testserver() {
+        let waited = common::get(b.addr(), "/testserver/requests").json();
+        let selector_watch = waited.as_array().is_some_and(|l| l.iter().any(|r| r["verb"] == "watch" && r["query"].as_str().is_some_and(|q| q.contains("fieldSelector=metadata.name%3Dheld"))));
+        assert!(selector_watch, "kubectl delete watched with a field selector");
+    }
 
+    b.ok(&["delete", "cm", "demo"]);
     b.ok(&["delete", "deploy", "web"]);
     let gone = b.kubectl(&["get", "deploy", "web"]);
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
@@ -333,10 +371,12 @@ spec:
 
 #[test]
 fn crd_then_object_then_watch() {
-    if !kubectl_available() {
-        return;
+    if kubectl_available() {
+        crd_then_object_then_watch_on(&Binary::start(&[]));
     }
-    let b = Binary::start(&[]);
+}
+
+fn crd_then_object_then_watch_on(b: &Binary) {
     b.ok_stdin(&["create", "-f", "-"], CRD);
     b.ok(&["wait", "--for", "condition=established", "crd/widgets.example.io", "--timeout=10s"]);
     b.ok_stdin(&["create", "-f", "-"], "apiVersion: example.io/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
@@ -357,7 +397,9 @@ fn crd_then_object_then_watch() {
     let _ = watch.wait();
 
     b.ok(&["delete", "crd", "widgets.example.io"]);
-    assert!(common::get(b.addr(), "/apis/example.io/v1/widgets").status == 404);
+    if b.is_testserver() {
+        assert_eq!(common::get(b.addr(), "/apis/example.io/v1/widgets").status, 404);
+    }
 }
 
 #[test]
