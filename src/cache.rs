@@ -202,9 +202,9 @@ impl Backend for CachedBackend {
             return self.inner.get_tail(name, n);
         }
         if let Some(whole) = self.lookup(name, 0, -1) {
+            // All of it: the caller can then read any part without asking again.
             let size = whole.len() as u64;
-            let start = size.saturating_sub(n) as usize;
-            return Ok((whole.slice(start..), size));
+            return Ok((whole, size));
         }
         let (b, size) = self.inner.get_tail(name, n)?;
         if b.len() as u64 == size {

@@ -54,7 +54,9 @@ pub trait Backend: Send + Sync {
     /// returned as success).
     fn get_range(&self, name: &str, range: Range<u64>) -> Result<Bytes, BackendError>;
 
-    /// The last `n` bytes of an object (all of it if it is shorter) and the object's size.
+    /// At least the last `n` bytes of an object (all of it if it is shorter) and the object's
+    /// size. An implementation may return more, up to the whole object (a cache that holds the
+    /// whole object does): callers locate bytes from the end, using the returned length.
     fn get_tail(&self, name: &str, n: u64) -> Result<(Bytes, u64), BackendError>;
 
     /// Writes an object only if none exists under the name, atomically: readers see all of it

@@ -147,7 +147,9 @@ impl IndexBlock {
     }
 
     pub fn find(&self, id: &BlobId) -> Option<BlobLocation> {
-        let i = self.entries.binary_search_by(|e| e.id.cmp(id)).ok()?;
+        // Compared as integers: ids are big-endian 128-bit numbers, and this is the hot path.
+        let key = u128::from_be_bytes(id.0);
+        let i = self.entries.binary_search_by(|e| u128::from_be_bytes(e.id.0).cmp(&key)).ok()?;
         let e = &self.entries[i];
         Some(BlobLocation {
             frame: self.frames[e.frame as usize].clone(),
@@ -236,7 +238,8 @@ impl IndexFooter {
 
     /// The block that may hold `id`.
     pub fn block_for(&self, id: &BlobId) -> Option<usize> {
-        let i = self.blocks.partition_point(|b| b.last < *id);
+        let key = u128::from_be_bytes(id.0);
+        let i = self.blocks.partition_point(|b| u128::from_be_bytes(b.last.0) < key);
         (i < self.blocks.len() && self.blocks[i].first <= *id).then_some(i)
     }
 }

@@ -162,6 +162,8 @@ pub fn merge(desired: &mut Value, server: Value) {
 pub fn canonical_json(v: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(1024);
     write_value(&mut out, v, Position::Top);
+    // Parts are held in the packer's buffer until a flush: keep only what they use.
+    out.shrink_to_fit();
     out
 }
 

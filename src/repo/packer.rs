@@ -115,40 +115,45 @@ impl Packer {
             groups.push(cur);
         }
 
-        // Compress and seal on every core.
+        // Compress and seal on every core, a wave of frames at a time; each wave's blobs are
+        // dropped once sealed and packs are written as they fill, so memory stays near the
+        // buffer's size instead of several copies of it.
         let level = params.zstd_level;
         let kind = self.kind;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
-        let mut sealed: Vec<Option<SealedFrame>> = (0..groups.len()).map(|_| None).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<SealedFrame>>> = (0..groups.len()).map(|_| Default::default()).collect();
-        std::thread::scope(|s| {
-            for _ in 0..threads.min(groups.len()) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(g) = groups.get(i) else { break };
-                    let f = seal_frame(repo, kind, g, level);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(f);
-                    }
-                });
-            }
-        });
-        for (i, slot) in slots.into_iter().enumerate() {
-            sealed[i] = slot.into_inner().ok().flatten();
-        }
-
-        // Assemble packs.
         let pack_target = params.pack_target as usize;
         let mut batch: Vec<SealedFrame> = Vec::new();
         let mut batch_len = 0;
-        for f in sealed.into_iter() {
-            let Some(f) = f else { return Err(Error::Commit("a compression thread failed".into())) };
-            batch_len += f.sealed.len();
-            batch.push(f);
-            if batch_len >= pack_target {
-                self.write_pack(repo, std::mem::take(&mut batch))?;
-                batch_len = 0;
+        let mut groups = groups.into_iter().peekable();
+        while groups.peek().is_some() {
+            let wave: Vec<std::sync::Mutex<Option<Vec<Pending>>>> =
+                groups.by_ref().take(threads * 4).map(|g| std::sync::Mutex::new(Some(g))).collect();
+            let slots: Vec<std::sync::Mutex<Option<SealedFrame>>> = wave.iter().map(|_| Default::default()).collect();
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads.min(wave.len()) {
+                    s.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(cell) = wave.get(i) else { break };
+                        let Some(group) = cell.lock().ok().and_then(|mut g| g.take()) else { continue };
+                        let f = seal_frame(repo, kind, &group, level);
+                        drop(group);
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(f);
+                        }
+                    });
+                }
+            });
+            for slot in slots {
+                let Some(f) = slot.into_inner().ok().flatten() else {
+                    return Err(Error::Commit("a compression thread failed".into()));
+                };
+                batch_len += f.sealed.len();
+                batch.push(f);
+                if batch_len >= pack_target {
+                    self.write_pack(repo, std::mem::take(&mut batch))?;
+                    batch_len = 0;
+                }
             }
         }
         if !batch.is_empty() {

@@ -294,12 +294,13 @@ fn watches_resume_bookmark_filter_and_expire() {
 
     // An idle watch is not expired by a compaction of what it did not watch.
     let secrets = "/api/v1/namespaces/default/secrets";
-    let mut idle = Watch::open(a, &format!("{secrets}?watch=1&resourceVersion={}", s.store().resource_version()));
-    post(a, CMS, &configmap("default", "noise"));
-    std::thread::sleep(Duration::from_millis(200));
+    let mut idle = Watch::open(a, &format!("{secrets}?watch=1&allowWatchBookmarks=true&resourceVersion={}", s.store().resource_version()));
+    let noise: u64 = post(a, CMS, &configmap("default", "noise")).json()["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0);
+    // A bookmark at or past the noise proves the watch has moved past it.
+    while idle.until("BOOKMARK")["object"]["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).unwrap_or(0) < noise {}
     s.store().compact();
     post(a, secrets, &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}));
-    assert_eq!(idle.next().map(|e| e["type"].clone()), Some(json!("ADDED")));
+    assert_eq!(idle.until("ADDED")["object"]["metadata"]["name"], "s");
 
     // Too old: one ERROR event with a 410 Status.
     s.store().compact();

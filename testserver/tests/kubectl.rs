@@ -388,7 +388,7 @@ fn crd_then_object_then_watch_on(b: &Binary) {
     assert!(String::from_utf8_lossy(&smp.stderr).contains("strategic-merge-patch+json is not supported"), "custom resources refuse strategic merge patches");
 
     // get --watch sees a change.
-    let mut watch = b.command().args(["get", "widgets", "--watch", "-o", "jsonpath={.metadata.name}={.spec.size}{\"\\n\"}"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
+    let mut watch = b.command().args(["get", "widgets", "--watch", "--request-timeout=60s", "-o", "jsonpath={.metadata.name}={.spec.size}{\"\\n\"}"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
     let mut lines = BufReader::new(watch.stdout.take().unwrap_or_else(|| panic!("no stdout"))).lines();
     assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("w1=4"));
     b.ok(&["patch", "widget", "w1", "--type=merge", "-p", r#"{"spec":{"size":6}}"#]);
