@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 
-# What the tests need besides Rust: python3 with PyYAML (the YAML oracle and gen-history).
+# What the tests need besides Rust: python3 with PyYAML (the YAML oracle and gen-history), and
+# kubectl (the test API server's fidelity tests run the real client against it).
+command -v kubectl >/dev/null || { echo "test: kubectl is needed (the test API server is checked against it)" >&2; exit 1; }
 if ! python3 -c 'import yaml' 2>/dev/null; then
     say "installing PyYAML"
     python3 -m pip install --quiet pyyaml || { apt-get update -qq && apt-get install -y -qq python3-yaml; }
@@ -31,11 +33,11 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 
 say "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --no-default-features --lib -- -D warnings
 
 say "cargo test"
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 if [ -z "${SKIP_FUZZ:-}" ] && [ -d fuzz ]; then
     say "fuzz targets (${FUZZ_SECONDS:-20} s each)"

@@ -170,7 +170,10 @@ pub fn encode_continue(rv: u64, key: &ObjectKey, namespaced: bool) -> String {
 
 fn decode_continue(token: &str, namespaced: bool) -> Result<(u64, ObjectKey), ApiError> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
-    let bytes = base64::engine::general_purpose::URL_SAFE.decode(token).or_else(|_| base64::engine::general_purpose::STANDARD.decode(token)).map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if v.get("v").and_then(Value::as_str) != Some("meta.k8s.io/v1") {
         return Err(bad());
@@ -226,7 +229,12 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 /// Everything but `metadata` and `status`: what bumps `generation`.
 fn spec_part(obj: &Value) -> Value {
     match obj {
-        Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")).map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -268,7 +276,8 @@ impl Cluster {
         let c = Self::new();
         let t = c.type_of("", "namespaces").unwrap_or_else(|| unreachable!("namespaces are built in"));
         for ns in ["default", "kube-system", "kube-public"] {
-            let target = Target { rtype: t.clone(), version: "v1".into(), namespace: None, name: None, subresource: None };
+            let target =
+                Target { rtype: t.clone(), version: "v1".into(), namespace: None, name: None, subresource: None };
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let opts = WriteOptions { user_agent: "kube-apiserver".into(), ..WriteOptions::default() };
             let _ = c.create(&target, body, &opts);
@@ -323,16 +332,22 @@ impl Cluster {
         let (snapshot_rv, after) = match &opts.continue_token {
             Some(token) if !token.is_empty() => {
                 if rv_param.is_some_and(|r| r != "0") {
-                    return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+                    return Err(ApiError::bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
                 }
                 let (rv, key) = decode_continue(token, t.namespaced)?;
                 (Some(rv), Some(key))
             }
             _ => {
                 let rv = match (rv_param, opts.resource_version_match.as_deref()) {
-                    (Some(r), Some("Exact")) => Some(r.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {r:?}")))?),
+                    (Some(r), Some("Exact")) => Some(
+                        r.parse::<u64>()
+                            .map_err(|_| ApiError::bad_request(format!("invalid resource version {r:?}")))?,
+                    ),
                     (Some(r), _) => {
-                        r.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {r:?}")))?;
+                        r.parse::<u64>()
+                            .map_err(|_| ApiError::bad_request(format!("invalid resource version {r:?}")))?;
                         None
                     }
                     (None, _) => None,
@@ -390,13 +405,19 @@ impl Cluster {
         }
         if let Some(kind) = body.get("kind").and_then(Value::as_str) {
             if kind != t.kind {
-                return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", t.kind)));
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({kind}) does not match the expected kind ({})",
+                    t.kind
+                )));
             }
         }
         if let Some(av) = body.get("apiVersion").and_then(Value::as_str) {
             let (g, v) = types::split_api_version(av);
             if g != t.group || !t.versions.iter().any(|x| x == v) {
-                return Err(ApiError::bad_request(format!("the API version in the data ({av}) does not match the expected API version ({})", t.api_version(&target.version))));
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({})",
+                    t.api_version(&target.version)
+                )));
             }
         }
         Ok(())
@@ -412,12 +433,16 @@ impl Cluster {
         let url_ns = target.namespace.clone().unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
             Some(ns) if !ns.is_empty() && !url_ns.is_empty() && ns != url_ns => {
-                return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             Some(ns) if !ns.is_empty() => {}
             _ => {
                 if url_ns.is_empty() {
-                    return Err(ApiError::bad_request("the server could not find the requested resource: a namespace is required"));
+                    return Err(ApiError::bad_request(
+                        "the server could not find the requested resource: a namespace is required",
+                    ));
                 }
                 meta.insert("namespace".into(), json!(url_ns));
             }
@@ -452,12 +477,22 @@ impl Cluster {
                     meta.insert("name".into(), json!(n));
                     n
                 }
-                _ => return Err(ApiError::invalid(&t.group, &t.kind, "", "metadata.name", "Required value: name or generateName is required")),
+                _ => {
+                    return Err(ApiError::invalid(
+                        &t.group,
+                        &t.kind,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    ))
+                }
             },
         };
         if let Some(url_name) = &target.name {
             if url_name != &name {
-                return Err(ApiError::bad_request(format!("the name of the object ({name}) does not match the name on the URL ({url_name})")));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({name}) does not match the name on the URL ({url_name})"
+                )));
             }
         }
         validate_name(t, &name)?;
@@ -489,7 +524,14 @@ impl Cluster {
     }
 
     /// Stores a new object prepared by `create` or an apply that creates.
-    fn insert_new(&self, target: &Target, ns: &str, name: &str, obj: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    fn insert_new(
+        &self,
+        target: &Target,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let t = &target.rtype;
         if t.namespaced && !self.namespace_exists(ns) {
             return Err(ApiError::not_found("", "namespaces", ns));
@@ -525,13 +567,20 @@ impl Cluster {
         }
         if let Some(body_name) = meta_str(&body, "name") {
             if body_name != name {
-                return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
             }
         }
         if let (Some(want), Some(actual)) = (meta_str(&body, "uid").filter(|u| !u.is_empty()), meta_str(&old, "uid")) {
             if want != actual {
                 let t = &target.rtype;
-                return Err(ApiError::conflict(&t.group, &t.plural, &name, &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {actual}")));
+                return Err(ApiError::conflict(
+                    &t.group,
+                    &t.plural,
+                    &name,
+                    &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {actual}"),
+                ));
             }
         }
         let mut new = body;
@@ -542,7 +591,15 @@ impl Cluster {
 
     /// The common tail of update and patch: carries server fields over, handles status,
     /// generation, managed fields, no-ops and finalizers, and writes.
-    fn replace(&self, target: &Target, old: &Arc<Value>, mut new: Value, precondition: Option<String>, opts: &WriteOptions, applied: Option<Value>) -> Result<Value, ApiError> {
+    fn replace(
+        &self,
+        target: &Target,
+        old: &Arc<Value>,
+        mut new: Value,
+        precondition: Option<String>,
+        opts: &WriteOptions,
+        applied: Option<Value>,
+    ) -> Result<Value, ApiError> {
         let t = &target.rtype;
         let name = target.name.clone().unwrap_or_default();
         if let Some(rv) = &precondition {
@@ -577,7 +634,15 @@ impl Cluster {
         {
             let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
             let meta = meta_mut(&mut new);
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+                "name",
+            ] {
                 match old_meta.get(k) {
                     Some(v) => {
                         meta.insert(k.into(), v.clone());
@@ -599,7 +664,8 @@ impl Cluster {
         let time = util::now_rfc3339();
         let manager = opts.manager();
         let av = t.api_version(&target.version);
-        let writer = Writer { manager: &manager, api_version: &av, subresource: status_only.then_some("status"), time: &time };
+        let writer =
+            Writer { manager: &manager, api_version: &av, subresource: status_only.then_some("status"), time: &time };
         let client_managed = new.pointer("/metadata/managedFields").cloned();
         if applied.is_none() {
             let old_managed = old.pointer("/metadata/managedFields").cloned();
@@ -654,16 +720,28 @@ impl Cluster {
     /// # Errors
     /// 404 (except for an apply, which creates), 415 for a strategic merge patch of a custom
     /// resource, 422 for a patch that does not apply, 409 for apply conflicts.
-    pub fn patch(&self, target: &Target, patch_type: PatchType, body: &[u8], opts: &WriteOptions) -> Result<(Value, bool), ApiError> {
+    pub fn patch(
+        &self,
+        target: &Target,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<(Value, bool), ApiError> {
         let t = &target.rtype;
         let name = target.name.clone().unwrap_or_default();
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
         let patch_value = match patch_type {
-            PatchType::Apply => crate::yaml::parse_one(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
-            _ => serde_json::from_str::<Value>(text).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+            PatchType::Apply => {
+                crate::yaml::parse_one(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+            }
+            _ => serde_json::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
         };
         if patch_type == PatchType::Strategic && !t.is_builtin() {
-            return Err(ApiError::unsupported_media_type("application/strategic-merge-patch+json", "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"));
+            return Err(ApiError::unsupported_media_type(
+                "application/strategic-merge-patch+json",
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
         }
         let old = self.store.get(&target.gr(), &target.key());
         if patch_type == PatchType::Apply {
@@ -683,16 +761,26 @@ impl Cluster {
             return Err(invalid("the patched object is not a JSON object".into()));
         }
         if meta_str(&new, "name") != Some(name.as_str()) {
-            return Err(ApiError::bad_request("metadata.name: Invalid value: the name of an object cannot be changed by a patch"));
+            return Err(ApiError::bad_request(
+                "metadata.name: Invalid value: the name of an object cannot be changed by a patch",
+            ));
         }
-        let precondition = meta_str(&new, "resourceVersion").filter(|rv| Some(*rv) != meta_str(&old, "resourceVersion")).map(str::to_string);
+        let precondition = meta_str(&new, "resourceVersion")
+            .filter(|rv| Some(*rv) != meta_str(&old, "resourceVersion"))
+            .map(str::to_string);
         if precondition.is_some() {
             return Err(ApiError::stale(&t.group, &t.plural, &name));
         }
         self.replace(target, &old, new, None, opts, None).map(|v| (v, false))
     }
 
-    fn apply(&self, target: &Target, old: Option<Arc<Value>>, config: Value, opts: &WriteOptions) -> Result<Value, ApiError> {
+    fn apply(
+        &self,
+        target: &Target,
+        old: Option<Arc<Value>>,
+        config: Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
         let t = &target.rtype;
         let name = target.name.clone().unwrap_or_default();
         if opts.field_manager.as_deref().is_none_or(str::is_empty) {
@@ -708,21 +796,27 @@ impl Cluster {
         }
         self.check_body(target, &config)?;
         if meta_str(&config, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&config, "name").unwrap_or_default())));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&config, "name").unwrap_or_default()
+            )));
         }
         let status_only = target.subresource.as_deref() == Some("status");
         let drop_status = t.has_status() && !status_only;
         let time = util::now_rfc3339();
         let manager = opts.manager();
         let av = t.api_version(&target.version);
-        let writer = Writer { manager: &manager, api_version: &av, subresource: status_only.then_some("status"), time: &time };
+        let writer =
+            Writer { manager: &manager, api_version: &av, subresource: status_only.then_some("status"), time: &time };
         let live = old.as_deref().map(|o| present(o, t, &target.version, false));
-        let merged = fields::apply(live.as_ref(), &config, Schema::of(t), &writer, opts.force, drop_status).map_err(|conflicts| {
-            let (message, causes) = fields::conflict_message(&conflicts);
-            let mut e = ApiError::new(409, "Conflict", message);
-            e.details = Some(Box::new(json!({ "causes": causes })));
-            e
-        })?;
+        let merged = fields::apply(live.as_ref(), &config, Schema::of(t), &writer, opts.force, drop_status).map_err(
+            |conflicts| {
+                let (message, causes) = fields::conflict_message(&conflicts);
+                let mut e = ApiError::new(409, "Conflict", message);
+                e.details = Some(Box::new(json!({ "causes": causes })));
+                e
+            },
+        )?;
         match old {
             None => {
                 if status_only {
@@ -756,8 +850,16 @@ impl Cluster {
         }
     }
 
-    fn write_scale(&self, target: &Target, old: &Arc<Value>, scale: &Value, opts: &WriteOptions) -> Result<Value, ApiError> {
-        let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| ApiError::new(422, "Invalid", "Scale.autoscaling \"\" is invalid: spec.replicas: Required value"))?;
+    fn write_scale(
+        &self,
+        target: &Target,
+        old: &Arc<Value>,
+        scale: &Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| {
+            ApiError::new(422, "Invalid", "Scale.autoscaling \"\" is invalid: spec.replicas: Required value")
+        })?;
         let mut new = (**old).clone();
         match new.get_mut("spec") {
             Some(Value::Object(spec)) => {
@@ -783,7 +885,12 @@ impl Cluster {
         if let Some(uid) = &opts.uid {
             let actual = meta_str(&old, "uid").unwrap_or_default();
             if actual != uid {
-                return Err(ApiError::conflict(&t.group, &t.plural, &name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
+                return Err(ApiError::conflict(
+                    &t.group,
+                    &t.plural,
+                    &name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
             }
         }
         if let Some(rv) = &opts.resource_version {
@@ -792,7 +899,8 @@ impl Cluster {
                 return Err(ApiError::conflict(&t.group, &t.plural, &name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}")));
             }
         }
-        let has_finalizers = old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let has_finalizers =
+            old.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         if opts.dry_run {
             return Ok(present(&old, t, &target.version, false));
         }
@@ -816,8 +924,19 @@ impl Cluster {
     ///
     /// # Errors
     /// As [`Cluster::list`].
-    pub fn delete_collection(&self, target: &Target, list: &ListOptions, opts: &DeleteOptions) -> Result<Value, ApiError> {
-        let all = ListOptions { limit: 0, continue_token: None, resource_version: None, resource_version_match: None, ..list.clone() };
+    pub fn delete_collection(
+        &self,
+        target: &Target,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let all = ListOptions {
+            limit: 0,
+            continue_token: None,
+            resource_version: None,
+            resource_version_match: None,
+            ..list.clone()
+        };
         let mut listed = self.list(target, &all)?;
         let items = listed.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
         let mut deleted = Vec::new();
@@ -861,7 +980,9 @@ impl Cluster {
         }
         if t.group.is_empty() && t.plural == "namespaces" {
             let Some(ns) = meta_str(obj, "name") else { return };
-            let namespaced: Vec<GroupResource> = self.with_registry(|r| r.types().iter().filter(|x| x.namespaced).map(|x| GroupResource::new(&x.group, &x.plural)).collect());
+            let namespaced: Vec<GroupResource> = self.with_registry(|r| {
+                r.types().iter().filter(|x| x.namespaced).map(|x| GroupResource::new(&x.group, &x.plural)).collect()
+            });
             self.store.transaction(|txn| {
                 for gr in &namespaced {
                     for (key, _) in txn.list_latest(gr, Some(ns)) {
@@ -879,7 +1000,8 @@ impl Cluster {
     /// # Errors
     /// Why the object cannot be loaded.
     pub fn load_object(&self, mut obj: Value) -> Result<(), String> {
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("no apiVersion")?.to_string();
+        let api_version =
+            obj.get("apiVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("no apiVersion")?.to_string();
         let kind = obj.get("kind").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("no kind")?.to_string();
         let name = meta_str(&obj, "name").filter(|s| !s.is_empty()).ok_or("no metadata.name")?.to_string();
         let ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
@@ -898,7 +1020,10 @@ impl Cluster {
                 None => {
                     let t = types::implied_type(group, version, &kind, !ns.is_empty());
                     if reg.get(&t.group, &t.plural).is_some() {
-                        return Err(format!("{kind}.{group}: its guessed resource name {} is taken by another kind", t.plural));
+                        return Err(format!(
+                            "{kind}.{group}: its guessed resource name {} is taken by another kind",
+                            t.plural
+                        ));
                     }
                     reg.insert(t.clone());
                     t
@@ -922,10 +1047,24 @@ impl Cluster {
 
 /// Direct access for tests: the same code paths as the API, without HTTP.
 impl Cluster {
-    fn target_for(&self, group: &str, resource: &str, namespace: Option<&str>, name: Option<&str>) -> Result<Target, ApiError> {
-        let rtype = self.type_of(group, resource).ok_or_else(|| ApiError::not_found(group, resource, name.unwrap_or_default()))?;
+    fn target_for(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Target, ApiError> {
+        let rtype = self
+            .type_of(group, resource)
+            .ok_or_else(|| ApiError::not_found(group, resource, name.unwrap_or_default()))?;
         let version = rtype.preferred_version().to_string();
-        Ok(Target { rtype, version, namespace: namespace.map(str::to_string), name: name.map(str::to_string), subresource: None })
+        Ok(Target {
+            rtype,
+            version,
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: None,
+        })
     }
 
     /// An object, as `GET` returns it (preferred version).
@@ -956,7 +1095,9 @@ impl Cluster {
         let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
         let (group, _) = types::split_api_version(&av);
-        let rtype = self.with_registry(|r| r.by_kind(group, &kind).cloned()).ok_or_else(|| ApiError::bad_request(format!("no type serves {av} {kind}")))?;
+        let rtype = self
+            .with_registry(|r| r.by_kind(group, &kind).cloned())
+            .ok_or_else(|| ApiError::bad_request(format!("no type serves {av} {kind}")))?;
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let namespace = meta_str(&obj, "namespace").map(str::to_string);
         let mut target = self.target_for(&rtype.group, &rtype.plural, namespace.as_deref(), Some(&name))?;
@@ -986,7 +1127,13 @@ impl Cluster {
     ///
     /// # Errors
     /// 404 when it does not exist.
-    pub fn delete_object(&self, group: &str, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn delete_object(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let t = self.target_for(group, resource, namespace, Some(name))?;
         self.delete(&t, &DeleteOptions::default())
     }
@@ -1036,7 +1183,13 @@ fn defaults_on_create(t: &ResourceType, obj: &mut Value, name: &str) -> Result<(
             })?;
             let want = format!("{}.{}", crd.plural, crd.group);
             if want != name {
-                return Err(ApiError::invalid(&t.group, &t.kind, name, "metadata.name", &format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group")));
+                return Err(ApiError::invalid(
+                    &t.group,
+                    &t.kind,
+                    name,
+                    "metadata.name",
+                    &format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+                ));
             }
             let now = util::now_rfc3339();
             let storage = obj
@@ -1071,7 +1224,13 @@ fn defaults_on_create(t: &ResourceType, obj: &mut Value, name: &str) -> Result<(
 /// Names Kubernetes could never store: empty, `.`, `..`, or containing `/` or `%`.
 fn validate_name(t: &ResourceType, name: &str) -> Result<(), ApiError> {
     if name == "." || name == ".." || name.contains('/') || name.contains('%') || name.len() > 253 {
-        return Err(ApiError::invalid(&t.group, &t.kind, name, "metadata.name", &format!("Invalid value: \"{name}\": may not contain '/' or '%', nor be '.' or '..'")));
+        return Err(ApiError::invalid(
+            &t.group,
+            &t.kind,
+            name,
+            "metadata.name",
+            &format!("Invalid value: \"{name}\": may not contain '/' or '%', nor be '.' or '..'"),
+        ));
     }
     Ok(())
 }
@@ -1083,7 +1242,8 @@ fn review_reply(t: &ResourceType, version: &str, mut body: Value) -> Value {
             body["status"] = json!({ "allowed": true, "reason": "kubesnap-testserver allows everything" });
         }
         "SelfSubjectReview" => {
-            body["status"] = json!({ "userInfo": { "username": "system:anonymous", "groups": ["system:unauthenticated"] } });
+            body["status"] =
+                json!({ "userInfo": { "username": "system:anonymous", "groups": ["system:unauthenticated"] } });
         }
         "TokenReview" => {
             body["status"] = json!({ "authenticated": false });
@@ -1135,7 +1295,8 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let cases: &[(u64, (&str, &str), bool)] = &[(5, ("ns", "a"), true), (9, ("", "node-1"), false), (1, ("($x)", "a/b"), true)];
+        let cases: &[(u64, (&str, &str), bool)] =
+            &[(5, ("ns", "a"), true), (9, ("", "node-1"), false), (1, ("($x)", "a/b"), true)];
         for (rv, (ns, name), namespaced) in cases {
             let key = (ns.to_string(), name.to_string());
             let token = encode_continue(*rv, &key, *namespaced);

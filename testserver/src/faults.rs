@@ -75,7 +75,15 @@ pub struct Fault {
 
 impl Default for Fault {
     fn default() -> Self {
-        Fault { group: None, resource: None, verbs: Vec::new(), only_continue: false, skip: 0, times: None, action: FaultAction::InternalError }
+        Fault {
+            group: None,
+            resource: None,
+            verbs: Vec::new(),
+            only_continue: false,
+            skip: 0,
+            times: None,
+            action: FaultAction::InternalError,
+        }
     }
 }
 
@@ -87,7 +95,13 @@ impl Fault {
 
     /// 410 Gone on the `n`th (1-based) continued list of a resource.
     pub fn gone_on_continue(n: usize) -> Self {
-        Fault { only_continue: true, skip: n.saturating_sub(1), times: Some(1), verbs: vec!["list".into()], ..Fault::new(FaultAction::Gone) }
+        Fault {
+            only_continue: true,
+            skip: n.saturating_sub(1),
+            times: Some(1),
+            verbs: vec!["list".into()],
+            ..Fault::new(FaultAction::Gone)
+        }
     }
 
     /// Only requests to (group, resource).
@@ -155,7 +169,9 @@ impl Fault {
             "410" => Fault::new(FaultAction::Gone),
             "429" => Fault::new(FaultAction::TooManyRequests { retry_after_seconds: num(arg, Some(1))? }),
             "500" => Fault::new(FaultAction::InternalError),
-            "status" => Fault::new(FaultAction::Status { code: u16::try_from(num(arg, None)?).map_err(|_| format!("{spec:?}: bad code"))? }),
+            "status" => Fault::new(FaultAction::Status {
+                code: u16::try_from(num(arg, None)?).map_err(|_| format!("{spec:?}: bad code"))?,
+            }),
             "delay" => Fault::new(FaultAction::Delay { millis: num(arg, None)? }),
             "truncate" => Fault::new(FaultAction::TruncatedBody),
             "malformed" => Fault::new(FaultAction::MalformedBody),
@@ -332,7 +348,8 @@ mod tests {
     #[test]
     fn skip_times_and_filters() {
         let faults = Faults::default();
-        let id = faults.add(Fault::new(FaultAction::InternalError).on("apps", "deployments").verb("list").skip(1).times(2));
+        let id =
+            faults.add(Fault::new(FaultAction::InternalError).on("apps", "deployments").verb("list").skip(1).times(2));
         let got: Vec<bool> = (0..5).map(|_| faults.check(&target("deployments", "list", false)).is_some()).collect();
         assert_eq!(got, [false, true, true, false, false]);
         assert_eq!(faults.check(&target("deployments", "get", false)), None);
@@ -347,19 +364,47 @@ mod tests {
         let faults = Faults::default();
         faults.add(Fault::gone_on_continue(2).on("apps", "deployments"));
         let seq = [false, true, false, true, true];
-        let got: Vec<Option<FaultAction>> = seq.iter().map(|c| faults.check(&target("deployments", "list", *c))).collect();
+        let got: Vec<Option<FaultAction>> =
+            seq.iter().map(|c| faults.check(&target("deployments", "list", *c))).collect();
         assert_eq!(got, [None, None, None, Some(FaultAction::Gone), None]);
     }
 
     #[test]
     fn parse_specs() {
         let cases: &[(&str, Fault)] = &[
-            ("apps/deployments:list=500;times=2", Fault { verbs: vec!["list".into()], times: Some(2), ..Fault::new(FaultAction::InternalError).on("apps", "deployments") }),
+            (
+                "apps/deployments:list=500;times=2",
+                Fault {
+                    verbs: vec!["list".into()],
+                    times: Some(2),
+                    ..Fault::new(FaultAction::InternalError).on("apps", "deployments")
+                },
+            ),
             ("core/secrets=403", Fault::new(FaultAction::Forbidden).on("", "secrets")),
             ("*=delay:200", Fault::new(FaultAction::Delay { millis: 200 })),
-            ("pods=429:7;skip=1", Fault { resource: Some("pods".into()), skip: 1, ..Fault::new(FaultAction::TooManyRequests { retry_after_seconds: 7 }) }),
-            ("pods=429", Fault { resource: Some("pods".into()), ..Fault::new(FaultAction::TooManyRequests { retry_after_seconds: 1 }) }),
-            ("configmaps=drop;continue", Fault { resource: Some("configmaps".into()), only_continue: true, ..Fault::new(FaultAction::DropConnection) }),
+            (
+                "pods=429:7;skip=1",
+                Fault {
+                    resource: Some("pods".into()),
+                    skip: 1,
+                    ..Fault::new(FaultAction::TooManyRequests { retry_after_seconds: 7 })
+                },
+            ),
+            (
+                "pods=429",
+                Fault {
+                    resource: Some("pods".into()),
+                    ..Fault::new(FaultAction::TooManyRequests { retry_after_seconds: 1 })
+                },
+            ),
+            (
+                "configmaps=drop;continue",
+                Fault {
+                    resource: Some("configmaps".into()),
+                    only_continue: true,
+                    ..Fault::new(FaultAction::DropConnection)
+                },
+            ),
             ("apps/deployments=gone-on-continue:3", Fault::gone_on_continue(3).on("apps", "deployments")),
             ("x=status:503", Fault { resource: Some("x".into()), ..Fault::new(FaultAction::Status { code: 503 }) }),
             ("x=truncate", Fault { resource: Some("x".into()), ..Fault::new(FaultAction::TruncatedBody) }),
@@ -373,7 +418,8 @@ mod tests {
         }
         let json = serde_json::to_string(&cases[3].1).unwrap_or_default();
         assert_eq!(serde_json::from_str::<Fault>(&json).ok().as_ref(), Some(&cases[3].1));
-        let minimal: Fault = serde_json::from_str(r#"{"resource": "pods", "action": {"type": "forbidden"}}"#).unwrap_or_default();
+        let minimal: Fault =
+            serde_json::from_str(r#"{"resource": "pods", "action": {"type": "forbidden"}}"#).unwrap_or_default();
         assert_eq!(minimal, Fault { resource: Some("pods".into()), ..Fault::new(FaultAction::Forbidden) });
     }
 }

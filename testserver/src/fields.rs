@@ -98,7 +98,15 @@ impl<'a> Schema<'a> {
 /// The list type of a built-in field, by name.
 pub fn builtin_list_type(field: &str, items: &[Value]) -> ListType {
     let keys: &[&str] = match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates" | "webhooks" => &["name"],
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates"
+        | "webhooks" => &["name"],
         "volumeMounts" => &["mountPath"],
         "volumeDevices" => &["devicePath"],
         "hostAliases" => &["ip"],
@@ -145,8 +153,16 @@ fn item_matches_key(item: &Value, key_json: &str) -> bool {
 }
 
 const NEVER_OWNED_META: &[&str] = &[
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
 ];
 
 /// The object without what is never owned.
@@ -566,7 +582,14 @@ fn merge_applied(live: &Value, config: &Value, spath: &str, field: &str, schema:
 ///
 /// # Errors
 /// The conflicts, when `force` is false and there are any.
-pub fn apply(live: Option<&Value>, config: &Value, schema: Schema<'_>, writer: &Writer<'_>, force: bool, drop_status: bool) -> Result<Value, Vec<Conflict>> {
+pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    schema: Schema<'_>,
+    writer: &Writer<'_>,
+    force: bool,
+    drop_status: bool,
+) -> Result<Value, Vec<Conflict>> {
     let mut config = config.clone();
     strip_nulls(&mut config);
     if let Some(meta) = config.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -591,7 +614,11 @@ pub fn apply(live: Option<&Value>, config: &Value, schema: Schema<'_>, writer: &
             continue;
         }
         for e in entries.iter().filter(|e| e.manager != writer.manager && e.fields.contains(p)) {
-            conflicts.push(Conflict { manager: e.manager.clone(), api_version: e.api_version.clone(), path: p.clone() });
+            conflicts.push(Conflict {
+                manager: e.manager.clone(),
+                api_version: e.api_version.clone(),
+                path: p.clone(),
+            });
         }
     }
     if !conflicts.is_empty() {
@@ -651,12 +678,22 @@ pub fn conflict_message(conflicts: &[Conflict]) -> (String, Vec<Value>) {
     let n = conflicts.len();
     let msg = if n == 1 {
         let c = &conflicts[0];
-        format!("Apply failed with 1 conflict: conflict with \"{}\" using {}: {}", c.manager, c.api_version, display_path(&c.path))
+        format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {}: {}",
+            c.manager,
+            c.api_version,
+            display_path(&c.path)
+        )
     } else {
         let mut s = format!("Apply failed with {n} conflicts: ");
         let parts: Vec<String> = by_manager
             .iter()
-            .map(|((m, v), fields)| format!("conflicts with \"{m}\" using {v}:\n{}", fields.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")))
+            .map(|((m, v), fields)| {
+                format!(
+                    "conflicts with \"{m}\" using {v}:\n{}",
+                    fields.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n")
+                )
+            })
             .collect();
         s.push_str(&parts.join("\n"));
         s
@@ -686,19 +723,26 @@ mod tests {
         let s = field_set(&deploy(1, "nginx"), Schema::builtin(), true);
         let c = r#"k:{"name":"web"}"#;
         let p = r#"k:{"containerPort":80,"protocol":"TCP"}"#;
-        assert_eq!(s, set(&[
-            &["f:metadata", "f:labels", "f:app"],
-            &["f:spec", "f:replicas"],
-            &["f:spec", "f:template", "f:spec", "f:containers", c],
-            &["f:spec", "f:template", "f:spec", "f:containers", c, "f:image"],
-            &["f:spec", "f:template", "f:spec", "f:containers", c, "f:name"],
-            &["f:spec", "f:template", "f:spec", "f:containers", c, "f:ports", p],
-            &["f:spec", "f:template", "f:spec", "f:containers", c, "f:ports", p, "f:containerPort"],
-        ]));
+        assert_eq!(
+            s,
+            set(&[
+                &["f:metadata", "f:labels", "f:app"],
+                &["f:spec", "f:replicas"],
+                &["f:spec", "f:template", "f:spec", "f:containers", c],
+                &["f:spec", "f:template", "f:spec", "f:containers", c, "f:image"],
+                &["f:spec", "f:template", "f:spec", "f:containers", c, "f:name"],
+                &["f:spec", "f:template", "f:spec", "f:containers", c, "f:ports", p],
+                &["f:spec", "f:template", "f:spec", "f:containers", c, "f:ports", p, "f:containerPort"],
+            ])
+        );
         let v1 = to_fields_v1(&s);
-        assert_eq!(v1["f:spec"]["f:template"]["f:spec"]["f:containers"][c], json!({".": {}, "f:image": {}, "f:name": {}, "f:ports": {p: {".": {}, "f:containerPort": {}}}}));
+        assert_eq!(
+            v1["f:spec"]["f:template"]["f:spec"]["f:containers"][c],
+            json!({".": {}, "f:image": {}, "f:name": {}, "f:ports": {p: {".": {}, "f:containerPort": {}}}})
+        );
         assert_eq!(from_fields_v1(&v1), s);
-        let image: FieldPath = ["f:spec", "f:template", "f:spec", "f:containers", c, "f:image"].iter().map(|x| (*x).to_string()).collect();
+        let image: FieldPath =
+            ["f:spec", "f:template", "f:spec", "f:containers", c, "f:image"].iter().map(|x| (*x).to_string()).collect();
         assert_eq!(display_path(&image), ".spec.template.spec.containers[name=\"web\"].image");
     }
 
@@ -708,7 +752,8 @@ mod tests {
         // A creates with replicas 1.
         let a = apply(None, &deploy(1, "nginx"), schema, &writer("a"), false, true).unwrap_or_else(|c| panic!("{c:?}"));
         // B applies the same values: shared, no conflict.
-        let b = apply(Some(&a), &deploy(1, "nginx"), schema, &writer("b"), false, true).unwrap_or_else(|c| panic!("{c:?}"));
+        let b =
+            apply(Some(&a), &deploy(1, "nginx"), schema, &writer("b"), false, true).unwrap_or_else(|c| panic!("{c:?}"));
         assert_eq!(read_entries(&b).len(), 2);
         // B changes replicas and image: conflicts with A on both.
         let err = apply(Some(&b), &deploy(3, "nginx:2"), schema, &writer("b"), false, true).err().unwrap_or_default();
@@ -718,7 +763,8 @@ mod tests {
         assert!(msg.starts_with("Apply failed with 2 conflicts: conflicts with \"a\" using apps/v1:"), "{msg}");
         assert_eq!(causes.len(), 2);
         // Forced: B owns them now, A does not.
-        let forced = apply(Some(&b), &deploy(3, "nginx:2"), schema, &writer("b"), true, true).unwrap_or_else(|c| panic!("{c:?}"));
+        let forced = apply(Some(&b), &deploy(3, "nginx:2"), schema, &writer("b"), true, true)
+            .unwrap_or_else(|c| panic!("{c:?}"));
         assert_eq!(forced["spec"]["replicas"], 3);
         let entries = read_entries(&forced);
         let a_entry = entries.iter().find(|e| e.manager == "a").cloned().unwrap_or_else(|| panic!("a lost everything"));
@@ -748,7 +794,9 @@ mod tests {
         assert_eq!(entries.iter().map(|e| e.manager.as_str()).collect::<Vec<_>>(), ["kubectl-create", "kubectl-edit"]);
         assert_eq!(entries[1].fields, set(&[&["f:spec", "f:replicas"]]));
         // An apply of another replica count now conflicts with kubectl-edit.
-        let err = apply(Some(&edited), &deploy(2, "nginx"), schema, &writer("kubectl"), false, true).err().unwrap_or_default();
+        let err = apply(Some(&edited), &deploy(2, "nginx"), schema, &writer("kubectl"), false, true)
+            .err()
+            .unwrap_or_default();
         assert_eq!(err.iter().map(|c| c.manager.as_str()).collect::<Vec<_>>(), ["kubectl-edit"]);
     }
 
@@ -762,6 +810,9 @@ mod tests {
         assert!(remove_at(&mut obj, &tcp));
         assert!(remove_at(&mut obj, &["f:metadata".to_string(), "f:finalizers".to_string(), "v:\"a\"".to_string()]));
         assert!(!remove_at(&mut obj, &["f:nope".to_string(), "f:x".to_string()]));
-        assert_eq!(obj, json!({"metadata": {"finalizers": ["b"]}, "spec": {"ports": [{"port": 80, "protocol": "UDP"}]}}));
+        assert_eq!(
+            obj,
+            json!({"metadata": {"finalizers": ["b"]}, "spec": {"ports": [{"port": 80, "protocol": "UDP"}]}})
+        );
     }
 }

@@ -43,7 +43,8 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn expand(v: Value, out: &mut Vec<Value>) {
-    let is_list = v.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List")) && v.get("items").is_some_and(Value::is_array);
+    let is_list = v.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+        && v.get("items").is_some_and(Value::is_array);
     if is_list {
         if let Some(Value::Array(items)) = v.get("items") {
             for i in items {

@@ -145,7 +145,8 @@ impl TestServer {
     fn prepare(opts: &Options) -> Result<(Arc<server::Shared>, LoadReport), StartError> {
         let cluster = if opts.default_namespaces { Cluster::with_default_namespaces() } else { Cluster::new() };
         let report = match &opts.fixtures {
-            Some(dir) => fixtures::load_dir(&cluster, dir).map_err(|source| StartError::Fixtures { path: dir.clone(), source })?,
+            Some(dir) => fixtures::load_dir(&cluster, dir)
+                .map_err(|source| StartError::Fixtures { path: dir.clone(), source })?,
             None => LoadReport::default(),
         };
         let faults = Faults::default();
@@ -168,7 +169,11 @@ impl TestServer {
         Ok((shared, report))
     }
 
-    fn spawn(opts: &Options, shared: Arc<server::Shared>, ready: impl FnOnce(Ready) + Send + 'static) -> Result<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>), StartError> {
+    fn spawn(
+        opts: &Options,
+        shared: Arc<server::Shared>,
+        ready: impl FnOnce(Ready) + Send + 'static,
+    ) -> Result<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>), StartError> {
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
         let port = opts.port;
         let compaction = opts.compaction_interval;

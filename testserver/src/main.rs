@@ -73,7 +73,9 @@ fn try_main() -> Result<(), String> {
             eprintln!("  skipped {}: {why}", path.display());
         }
     }
-    server.write_kubeconfig(&args.write_kubeconfig).map_err(|e| format!("cannot write {}: {e}", args.write_kubeconfig.display()))?;
+    server
+        .write_kubeconfig(&args.write_kubeconfig)
+        .map_err(|e| format!("cannot write {}: {e}", args.write_kubeconfig.display()))?;
     eprintln!("kubesnap-testserver: serving {} (kubeconfig {})", server.url(), args.write_kubeconfig.display());
     loop {
         std::thread::park();

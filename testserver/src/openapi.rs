@@ -112,7 +112,9 @@ mod tests {
         let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert!(op["parameters"].as_array().is_some_and(|p| p.iter().any(|x| x["name"] == "fieldValidation")));
-        assert!(by_path(&reg, "api/v1", "v1.33.1").is_some_and(|d| d["paths"].get("/api/v1/namespaces/{name}").is_some()));
+        assert!(
+            by_path(&reg, "api/v1", "v1.33.1").is_some_and(|d| d["paths"].get("/api/v1/namespaces/{name}").is_some())
+        );
         assert_eq!(by_path(&reg, "apis/nothing/v1", "v1.33.1"), None);
     }
 }

@@ -89,7 +89,11 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
             Ok(())
         }
         Value::Array(a) => {
-            let i = if last == "-" { a.len() } else { last.parse::<usize>().map_err(|_| format!("invalid index {last:?}"))? };
+            let i = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>().map_err(|_| format!("invalid index {last:?}"))?
+            };
             if i > a.len() {
                 return Err(format!("index {i} out of range in {path:?}"));
             }
@@ -103,7 +107,9 @@ fn add(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
 fn remove(doc: &mut Value, path: &str) -> Result<Value, String> {
     let (parent, last) = parent_and_last(doc, path)?;
     match parent {
-        Value::Object(m) => m.remove(&last).ok_or_else(|| format!("unable to remove nonexistent key: {last}: missing value")),
+        Value::Object(m) => {
+            m.remove(&last).ok_or_else(|| format!("unable to remove nonexistent key: {last}: missing value"))
+        }
         Value::Array(a) => {
             let i: usize = last.parse().map_err(|_| format!("invalid index {last:?}"))?;
             if i >= a.len() {
@@ -136,7 +142,8 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
                 if path.is_empty() {
                     *doc = v;
                 } else {
-                    remove(doc, path).map_err(|_| format!("replace operation does not apply: doc is missing key: {path}"))?;
+                    remove(doc, path)
+                        .map_err(|_| format!("replace operation does not apply: doc is missing key: {path}"))?;
                     add(doc, path, v)?;
                 }
             }
@@ -162,7 +169,15 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
 /// The strategic-merge-patch merge key of a list field, from its name and items.
 pub fn smp_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates" | "webhooks" => "name",
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims"
+        | "schedulingGates"
+        | "webhooks" => "name",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
         "hostAliases" => "ip",
@@ -373,7 +388,10 @@ mod tests {
             (json!([{"op": "remove", "path": "/c"}]), Ok(json!({"a": {"b": [1, 2]}}))),
             (json!([{"op": "replace", "path": "/c", "value": "y"}]), Ok(json!({"a": {"b": [1, 2]}, "c": "y"}))),
             (json!([{"op": "move", "from": "/c", "path": "/d"}]), Ok(json!({"a": {"b": [1, 2]}, "d": "x"}))),
-            (json!([{"op": "copy", "from": "/c", "path": "/a/e"}]), Ok(json!({"a": {"b": [1, 2], "e": "x"}, "c": "x"}))),
+            (
+                json!([{"op": "copy", "from": "/c", "path": "/a/e"}]),
+                Ok(json!({"a": {"b": [1, 2], "e": "x"}, "c": "x"})),
+            ),
             (json!([{"op": "test", "path": "/c", "value": "x"}]), Ok(doc.clone())),
         ];
         for (ops, want) in cases {
@@ -403,25 +421,33 @@ mod tests {
         ], "tolerations": [{"key": "x"}]}}}});
         let cases = [
             // Merge a container by name; other containers stay.
-            (json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}),
-             json!({"metadata": {"finalizers": ["a"]}, "spec": {"template": {"spec": {"containers": [
+            (
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}}),
+                json!({"metadata": {"finalizers": ["a"]}, "spec": {"template": {"spec": {"containers": [
                 {"name": "web", "image": "nginx:2", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "1"}]},
-                {"name": "side", "image": "busybox"}], "tolerations": [{"key": "x"}]}}}})),
+                {"name": "side", "image": "busybox"}], "tolerations": [{"key": "x"}]}}}}),
+            ),
             // Delete a container; replace tolerations (no merge key); union finalizers.
-            (json!({"metadata": {"finalizers": ["b"]}, "spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}], "tolerations": [{"key": "y"}]}}}}),
-             json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"template": {"spec": {"containers": [
+            (
+                json!({"metadata": {"finalizers": ["b"]}, "spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}], "tolerations": [{"key": "y"}]}}}}),
+                json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"template": {"spec": {"containers": [
                 {"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}], "env": [{"name": "A", "value": "1"}]}],
-                "tolerations": [{"key": "y"}]}}}})),
+                "tolerations": [{"key": "y"}]}}}}),
+            ),
             // kubectl edit's shape: $setElementOrder, a new env var, a removed field.
-            (json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}],
+            (
+                json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}],
                 "containers": [{"name": "web", "$setElementOrder/env": [{"name": "B"}, {"name": "A"}], "env": [{"name": "B", "value": "2"}], "ports": null}]}}}}),
-             json!({"metadata": {"finalizers": ["a"]}, "spec": {"template": {"spec": {"containers": [
+                json!({"metadata": {"finalizers": ["a"]}, "spec": {"template": {"spec": {"containers": [
                 {"name": "side", "image": "busybox"},
                 {"name": "web", "image": "nginx:1", "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]}],
-                "tolerations": [{"key": "x"}]}}}})),
+                "tolerations": [{"key": "x"}]}}}}),
+            ),
             // $patch: replace on a map, $deleteFromPrimitiveList.
-            (json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}, "spec": {"template": {"$patch": "replace", "spec": {}}}}),
-             json!({"metadata": {"finalizers": []}, "spec": {"template": {"spec": {}}}})),
+            (
+                json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}, "spec": {"template": {"$patch": "replace", "spec": {}}}}),
+                json!({"metadata": {"finalizers": []}, "spec": {"template": {"spec": {}}}}),
+            ),
         ];
         for (patch, want) in cases {
             let mut d = deploy.clone();

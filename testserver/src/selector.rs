@@ -101,7 +101,14 @@ impl LabelSelector {
                 LabelReq::Exists(p.into())
             };
             let key = match &req {
-                LabelReq::Eq(k, _) | LabelReq::NotEq(k, _) | LabelReq::In(k, _) | LabelReq::NotIn(k, _) | LabelReq::Exists(k) | LabelReq::NotExists(k) | LabelReq::Gt(k, _) | LabelReq::Lt(k, _) => k,
+                LabelReq::Eq(k, _)
+                | LabelReq::NotEq(k, _)
+                | LabelReq::In(k, _)
+                | LabelReq::NotIn(k, _)
+                | LabelReq::Exists(k)
+                | LabelReq::NotExists(k)
+                | LabelReq::Gt(k, _)
+                | LabelReq::Lt(k, _) => k,
             };
             if !valid_key(key) {
                 return Err(err());
@@ -137,13 +144,27 @@ impl LabelSelector {
 fn extra_fields(group: &str, resource: &str) -> &'static [&'static str] {
     match (group, resource) {
         ("", "pods") => &[
-            "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
-            "status.phase", "status.podIP", "status.nominatedNodeName",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
         ],
         ("", "events") => &[
-            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-            "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
-            "reportingComponent", "source", "type",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
         ],
         ("", "secrets") => &["type"],
         ("", "namespaces") => &["status.phase"],
@@ -177,8 +198,13 @@ impl FieldSelector {
                 return Err(format!("invalid selector: '{s}'; can't understand '{p}'"));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" && !extra_fields(group, resource).contains(&field) {
-                return Err(format!("\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""));
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !extra_fields(group, resource).contains(&field)
+            {
+                return Err(format!(
+                    "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                ));
             }
             reqs.push((field.to_string(), equal, value.trim().to_string()));
         }
@@ -227,10 +253,24 @@ mod tests {
     fn label_selectors() {
         let obj = json!({"metadata": {"labels": {"app": "web", "tier": "front", "n": "5"}}});
         let cases: &[(&str, bool)] = &[
-            ("", true), ("app=web", true), ("app==web", true), ("app=db", false), ("app!=db", true),
-            ("missing!=x", true), ("app in (web,db)", true), ("app in (db)", false), ("app notin (db)", true),
-            ("missing notin (db)", true), ("app", true), ("missing", false), ("!missing", true), ("!app", false),
-            ("n>4", true), ("n<5", false), ("app=web,tier=front", true), ("app=web,tier=back", false),
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app=db", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (web,db)", true),
+            ("app in (db)", false),
+            ("app notin (db)", true),
+            ("missing notin (db)", true),
+            ("app", true),
+            ("missing", false),
+            ("!missing", true),
+            ("!app", false),
+            ("n>4", true),
+            ("n<5", false),
+            ("app=web,tier=front", true),
+            ("app=web,tier=back", false),
             ("app in (web, db),tier", true),
         ];
         for (sel, want) in cases {
@@ -246,9 +286,13 @@ mod tests {
     fn field_selectors() {
         let pod = json!({"metadata": {"name": "p", "namespace": "ns"}, "status": {"phase": "Running"}, "spec": {"hostNetwork": false}});
         let cases: &[(&str, bool)] = &[
-            ("metadata.name=p", true), ("metadata.name==q", false), ("metadata.name!=q", true),
-            ("metadata.namespace=ns,metadata.name=p", true), ("status.phase=Running", true),
-            ("spec.nodeName=", true), ("spec.hostNetwork=false", true),
+            ("metadata.name=p", true),
+            ("metadata.name==q", false),
+            ("metadata.name!=q", true),
+            ("metadata.namespace=ns,metadata.name=p", true),
+            ("status.phase=Running", true),
+            ("spec.nodeName=", true),
+            ("spec.hostNetwork=false", true),
         ];
         for (sel, want) in cases {
             let s = FieldSelector::parse(sel, "", "pods").unwrap_or_else(|e| panic!("{sel}: {e}"));

@@ -128,7 +128,10 @@ fn json_response(code: u16, value: &Value) -> Response<Body> {
 fn json_bytes_response(code: u16, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
     let mut r = Response::new(Body::Full(Some(Bytes::from(bytes))));
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("application/json")),
+    );
     r
 }
 
@@ -149,14 +152,23 @@ enum Route {
     Groups,
     Group(String),
     ResourceList(String, String),
-    Resource { group: String, version: String, namespace: Option<String>, resource: String, name: Option<String>, subresource: Option<String>, watch: bool },
+    Resource {
+        group: String,
+        version: String,
+        namespace: Option<String>,
+        resource: String,
+        name: Option<String>,
+        subresource: Option<String>,
+        watch: bool,
+    },
     Control(String),
     OpenApi(Option<String>),
     NotFound,
 }
 
 fn route(path: &str) -> Route {
-    let segs: Vec<String> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(|s| util::percent_decode(s, false)).collect();
+    let segs: Vec<String> =
+        path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(|s| util::percent_decode(s, false)).collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         ["version"] => Route::Version,
@@ -193,7 +205,15 @@ fn resource_route(group: &str, version: &str, rest: &[&str]) -> Route {
         [r, n, sub] => (*r, Some((*n).to_string()), Some((*sub).to_string())),
         _ => return Route::NotFound,
     };
-    Route::Resource { group: group.into(), version: version.into(), namespace, resource: resource.into(), name, subresource, watch }
+    Route::Resource {
+        group: group.into(),
+        version: version.into(),
+        namespace,
+        resource: resource.into(),
+        name,
+        subresource,
+        watch,
+    }
 }
 
 /// The parsed query string.
@@ -216,7 +236,9 @@ impl Query {
 fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        params.contains(&"g=apidiscovery.k8s.io") && params.contains(&"v=v2") && params.contains(&"as=APIGroupDiscoveryList")
+        params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList")
     })
 }
 
@@ -236,11 +258,25 @@ pub async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respon
     let accept = header("accept");
     let content_type = header("content-type");
     let user_agent = header("user-agent");
-    let mut record = RequestRecord { method: method.to_string(), path: path.clone(), query: query_text.clone(), status: 0, verb: None, group: None, resource: None, user_agent: user_agent.clone(), fault: None };
+    let mut record = RequestRecord {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query_text.clone(),
+        status: 0,
+        verb: None,
+        group: None,
+        resource: None,
+        user_agent: user_agent.clone(),
+        fault: None,
+    };
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let resp = error_response(&ApiError::new(413, "RequestEntityTooLarge", "Request entity too large: limit is 33554432"));
+            let resp = error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                "Request entity too large: limit is 33554432",
+            ));
             record.status = 413;
             shared.log.push(record);
             return Ok(resp);
@@ -272,9 +308,16 @@ struct Incoming_ {
     body: Bytes,
 }
 
-async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecord) -> Result<Response<Body>, DropConnection> {
+async fn handle(
+    shared: &Arc<Shared>,
+    req: &Incoming_,
+    record: &mut RequestRecord,
+) -> Result<Response<Body>, DropConnection> {
     let r = route(&req.path);
-    if !matches!(r, Route::Resource { .. } | Route::Control(_)) && req.method != Method::GET && req.method != Method::HEAD {
+    if !matches!(r, Route::Resource { .. } | Route::Control(_))
+        && req.method != Method::GET
+        && req.method != Method::HEAD
+    {
         return Ok(error_response(&ApiError::method_not_allowed()));
     }
     Ok(match r {
@@ -288,7 +331,8 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
             if shared.settings.aggregated_discovery && wants_aggregated(&req.accept) {
                 aggregated_response(&shared.cluster.with_registry(|r| r.aggregated(true)))
             } else {
-                let addr = shared.address.get().map(|a| a.trim_start_matches("http://").to_string()).unwrap_or_default();
+                let addr =
+                    shared.address.get().map(|a| a.trim_start_matches("http://").to_string()).unwrap_or_default();
                 json_response(200, &shared.cluster.with_registry(|r| r.api_versions(&addr)))
             }
         }
@@ -309,14 +353,21 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
         },
         Route::Control(what) => control(shared, req, &what),
         Route::OpenApi(_) if !shared.settings.serve_openapi => error_response(&ApiError::path_not_found()),
-        Route::OpenApi(None) => json_response(200, &shared.cluster.with_registry(|r| crate::openapi::root(r, &shared.settings.kubernetes_version))),
-        Route::OpenApi(Some(rest)) => match shared.cluster.with_registry(|r| crate::openapi::by_path(r, &rest, &shared.settings.kubernetes_version)) {
+        Route::OpenApi(None) => json_response(
+            200,
+            &shared.cluster.with_registry(|r| crate::openapi::root(r, &shared.settings.kubernetes_version)),
+        ),
+        Route::OpenApi(Some(rest)) => match shared
+            .cluster
+            .with_registry(|r| crate::openapi::by_path(r, &rest, &shared.settings.kubernetes_version))
+        {
             Some(doc) => json_response(200, &doc),
             None => error_response(&ApiError::path_not_found()),
         },
         Route::NotFound => error_response(&ApiError::path_not_found()),
         Route::Resource { group, version, namespace, resource, name, subresource, watch } => {
-            let Some(rtype) = shared.cluster.with_registry(|r| r.get_served(&group, &version, &resource).cloned()) else {
+            let Some(rtype) = shared.cluster.with_registry(|r| r.get_served(&group, &version, &resource).cloned())
+            else {
                 return Ok(error_response(&ApiError::path_not_found()));
             };
             if rtype.namespaced && namespace.is_none() && name.is_some() {
@@ -345,7 +396,8 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
             record.verb = Some(verb.to_string());
             record.group = Some(group.clone());
             record.resource = Some(resource.clone());
-            let verb_allowed = if subresource.is_some() { matches!(verb, "get" | "update" | "patch") } else { rtype.has_verb(verb) };
+            let verb_allowed =
+                if subresource.is_some() { matches!(verb, "get" | "update" | "patch") } else { rtype.has_verb(verb) };
             if !verb_allowed {
                 return Ok(error_response(&ApiError::method_not_allowed()));
             }
@@ -353,19 +405,40 @@ async fn handle(shared: &Arc<Shared>, req: &Incoming_, record: &mut RequestRecor
             let has_continue = req.query.get("continue").is_some_and(|c| !c.is_empty());
             let fault = shared.faults.check(&FaultTarget { group: &group, resource: &resource, verb, has_continue });
             record.fault = fault.as_ref().map(|f| format!("{f:?}"));
-            let forbidden = || ApiError::forbidden(&group, &resource, target.name.as_deref().unwrap_or_default(), verb, target.namespace.as_deref());
+            let forbidden = || {
+                ApiError::forbidden(
+                    &group,
+                    &resource,
+                    target.name.as_deref().unwrap_or_default(),
+                    verb,
+                    target.namespace.as_deref(),
+                )
+            };
             match fault {
                 Some(FaultAction::Forbidden) => return Ok(error_response(&forbidden())),
                 Some(FaultAction::Gone) => return Ok(error_response(&ApiError::expired_continue())),
-                Some(FaultAction::TooManyRequests { retry_after_seconds }) => return Ok(error_response(&ApiError::too_many_requests(retry_after_seconds))),
-                Some(FaultAction::InternalError) => return Ok(error_response(&ApiError::internal("an injected fault"))),
+                Some(FaultAction::TooManyRequests { retry_after_seconds }) => {
+                    return Ok(error_response(&ApiError::too_many_requests(retry_after_seconds)))
+                }
+                Some(FaultAction::InternalError) => {
+                    return Ok(error_response(&ApiError::internal("an injected fault")))
+                }
                 Some(FaultAction::Status { code }) => {
-                    let reason = StatusCode::from_u16(code).ok().and_then(|c| c.canonical_reason()).unwrap_or("Unknown").replace(' ', "");
+                    let reason = StatusCode::from_u16(code)
+                        .ok()
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("Unknown")
+                        .replace(' ', "");
                     return Ok(error_response(&ApiError::new(code, &reason, format!("an injected fault ({code})"))));
                 }
                 Some(FaultAction::DropConnection) => return Err(DropConnection),
                 Some(FaultAction::MalformedBody) => {
-                    return Ok(json_bytes_response(200, b"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[{\"metadata\":".to_vec(), "application/json"));
+                    return Ok(json_bytes_response(
+                        200,
+                        b"{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"items\":[{\"metadata\":"
+                            .to_vec(),
+                        "application/json",
+                    ));
                 }
                 Some(FaultAction::Delay { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
                 Some(FaultAction::TruncatedBody) | None => {}
@@ -401,7 +474,11 @@ fn version_json(git_version: &str) -> Value {
 }
 
 fn aggregated_response(v: &Value) -> Response<Body> {
-    json_bytes_response(200, serde_json::to_vec(v).unwrap_or_default(), "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+    json_bytes_response(
+        200,
+        serde_json::to_vec(v).unwrap_or_default(),
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+    )
 }
 
 /// The truncation fault: the headers promise the whole body, half of it comes, then the
@@ -428,15 +505,21 @@ fn parse_body(req: &Incoming_) -> Result<Value, ApiError> {
     }
     let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
     match ct {
-        "" | "application/json" | "*/*" => serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}"))),
-        "application/yaml" | "application/x-yaml" | "text/yaml" => crate::yaml::parse_one(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}"))),
+        "" | "application/json" | "*/*" => {
+            serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding JSON: {e}")))
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            crate::yaml::parse_one(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
         other => Err(ApiError::unsupported_media_type(other, "application/json, application/yaml")),
     }
 }
 
 fn list_options(q: &Query, target: &Target) -> Result<ListOptions, ApiError> {
     let limit = match q.get("limit") {
-        Some(l) if !l.is_empty() => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.max(0),
+        Some(l) if !l.is_empty() => {
+            l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.max(0)
+        }
         _ => 0,
     };
     Ok(ListOptions {
@@ -444,8 +527,14 @@ fn list_options(q: &Query, target: &Target) -> Result<ListOptions, ApiError> {
         continue_token: q.get("continue").map(str::to_string),
         resource_version: q.get("resourceVersion").map(str::to_string),
         resource_version_match: q.get("resourceVersionMatch").map(str::to_string),
-        label_selector: LabelSelector::parse(q.get("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?,
-        field_selector: FieldSelector::parse(q.get("fieldSelector").unwrap_or_default(), &target.rtype.group, &target.rtype.plural).map_err(ApiError::bad_request)?,
+        label_selector: LabelSelector::parse(q.get("labelSelector").unwrap_or_default())
+            .map_err(ApiError::bad_request)?,
+        field_selector: FieldSelector::parse(
+            q.get("fieldSelector").unwrap_or_default(),
+            &target.rtype.group,
+            &target.rtype.plural,
+        )
+        .map_err(ApiError::bad_request)?,
     })
 }
 
@@ -466,7 +555,8 @@ fn delete_options(req: &Incoming_) -> Result<DeleteOptions, ApiError> {
             opts.dry_run = true;
         }
         opts.uid = body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        opts.resource_version = body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
+        opts.resource_version =
+            body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
     }
     Ok(opts)
 }
@@ -487,7 +577,8 @@ fn resource_request(shared: &Arc<Shared>, req: &Incoming_, target: &Target, verb
             None => Err(ApiError::unsupported_media_type(&req.content_type, PATCH_TYPES)),
         },
         "delete" => delete_options(req).and_then(|o| c.delete(target, &o)),
-        "deletecollection" => list_options(&req.query, target).and_then(|l| delete_options(req).and_then(|o| c.delete_collection(target, &l, &o))),
+        "deletecollection" => list_options(&req.query, target)
+            .and_then(|l| delete_options(req).and_then(|o| c.delete_collection(target, &l, &o))),
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {
@@ -523,7 +614,20 @@ fn watch_response(shared: &Arc<Shared>, target: Target, q: &Query, truncate: boo
     let store_rx = shared.cluster.store().subscribe();
     let interval = shared.settings.bookmark_interval;
     tokio::spawn(async move {
-        let _ = run_watch(&shared, &target, opts, rv_param, send_initial, bookmarks, timeout, interval, store_rx, &tx, truncate).await;
+        let _ = run_watch(
+            &shared,
+            &target,
+            opts,
+            rv_param,
+            send_initial,
+            bookmarks,
+            timeout,
+            interval,
+            store_rx,
+            &tx,
+            truncate,
+        )
+        .await;
     });
     let mut r = Response::new(Body::Stream(rx));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -554,7 +658,8 @@ async fn run_watch(
             let half = b.slice(..b.len() / 2);
             let _ = tx.send(Ok(half)).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by a fault"))).await;
+            let _ =
+                tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "truncated by a fault"))).await;
             return Err(());
         }
         tx.send(Ok(b)).await.map_err(|_| ())
@@ -564,7 +669,10 @@ async fn run_watch(
         if end_of_initial {
             meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
         }
-        event_line("BOOKMARK", &json!({ "kind": t.kind, "apiVersion": t.api_version(&target.version), "metadata": meta }))
+        event_line(
+            "BOOKMARK",
+            &json!({ "kind": t.kind, "apiVersion": t.api_version(&target.version), "metadata": meta }),
+        )
     };
     let initial = match (&send_initial, rv_param.as_deref()) {
         (Some(b), _) => *b,
@@ -604,7 +712,9 @@ async fn run_watch(
             Err(c) => return send(event_line("ERROR", &ApiError::too_old(position, c.0).to_status())).await,
         };
         for change in changes {
-            if ns.as_deref().is_some_and(|n| change.key.0 != n) || target.name.as_deref().is_some_and(|n| change.key.1 != n) {
+            if ns.as_deref().is_some_and(|n| change.key.0 != n)
+                || target.name.as_deref().is_some_and(|n| change.key.1 != n)
+            {
                 continue;
             }
             let now = matches(&change.object);
@@ -647,7 +757,12 @@ fn control(shared: &Arc<Shared>, req: &Incoming_, what: &str) -> Response<Body> 
             json_response(200, &json!({}))
         }
         (Method::GET, "faults") => {
-            let list: Vec<Value> = shared.faults.list().into_iter().map(|(id, f)| json!({ "id": id.0, "fault": f, "fired": shared.faults.fired(id) })).collect();
+            let list: Vec<Value> = shared
+                .faults
+                .list()
+                .into_iter()
+                .map(|(id, f)| json!({ "id": id.0, "fault": f, "fired": shared.faults.fired(id) }))
+                .collect();
             json_response(200, &Value::Array(list))
         }
         (Method::POST, "faults") => match serde_json::from_slice::<Fault>(&req.body) {
@@ -672,7 +787,11 @@ fn control(shared: &Arc<Shared>, req: &Incoming_, what: &str) -> Response<Body> 
 }
 
 /// Serves connections from `listener` until `shutdown` fires.
-pub async fn run(shared: Arc<Shared>, listener: tokio::net::TcpListener, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -719,7 +838,11 @@ pub mod table {
 
     /// A list or one object → a `Table`.
     pub fn to_table(v: &Value, is_list: bool) -> Value {
-        let items: Vec<Value> = if is_list { v.get("items").and_then(Value::as_array).cloned().unwrap_or_default() } else { vec![v.clone()] };
+        let items: Vec<Value> = if is_list {
+            v.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+        } else {
+            vec![v.clone()]
+        };
         let now = util::now_secs();
         let rows: Vec<Value> = items
             .iter()
@@ -763,8 +886,16 @@ mod tests {
 
     #[test]
     fn routes() {
-        let r = |g: &str, v: &str, ns: Option<&str>, res: &str, name: Option<&str>, sub: Option<&str>, watch: bool| Route::Resource {
-            group: g.into(), version: v.into(), namespace: ns.map(Into::into), resource: res.into(), name: name.map(Into::into), subresource: sub.map(Into::into), watch,
+        let r = |g: &str, v: &str, ns: Option<&str>, res: &str, name: Option<&str>, sub: Option<&str>, watch: bool| {
+            Route::Resource {
+                group: g.into(),
+                version: v.into(),
+                namespace: ns.map(Into::into),
+                resource: res.into(),
+                name: name.map(Into::into),
+                subresource: sub.map(Into::into),
+                watch,
+            }
         };
         let cases: Vec<(&str, Route)> = vec![
             ("/version", Route::Version),
@@ -776,12 +907,27 @@ mod tests {
             ("/api/v1/pods", r("", "v1", None, "pods", None, None, false)),
             ("/api/v1/namespaces", r("", "v1", None, "namespaces", None, None, false)),
             ("/api/v1/namespaces/default", r("", "v1", None, "namespaces", Some("default"), None, false)),
-            ("/api/v1/namespaces/default/status", r("", "v1", None, "namespaces", Some("default"), Some("status"), false)),
+            (
+                "/api/v1/namespaces/default/status",
+                r("", "v1", None, "namespaces", Some("default"), Some("status"), false),
+            ),
             ("/api/v1/namespaces/default/pods", r("", "v1", Some("default"), "pods", None, None, false)),
-            ("/api/v1/namespaces/default/pods/p/status", r("", "v1", Some("default"), "pods", Some("p"), Some("status"), false)),
-            ("/api/v1/namespaces/%28%24x%29/configmaps/a", r("", "v1", Some("($x)"), "configmaps", Some("a"), None, false)),
-            ("/apis/apps/v1/namespaces/ns/deployments/web/scale", r("apps", "v1", Some("ns"), "deployments", Some("web"), Some("scale"), false)),
-            ("/apis/apps/v1/watch/namespaces/ns/deployments", r("apps", "v1", Some("ns"), "deployments", None, None, true)),
+            (
+                "/api/v1/namespaces/default/pods/p/status",
+                r("", "v1", Some("default"), "pods", Some("p"), Some("status"), false),
+            ),
+            (
+                "/api/v1/namespaces/%28%24x%29/configmaps/a",
+                r("", "v1", Some("($x)"), "configmaps", Some("a"), None, false),
+            ),
+            (
+                "/apis/apps/v1/namespaces/ns/deployments/web/scale",
+                r("apps", "v1", Some("ns"), "deployments", Some("web"), Some("scale"), false),
+            ),
+            (
+                "/apis/apps/v1/watch/namespaces/ns/deployments",
+                r("apps", "v1", Some("ns"), "deployments", None, None, true),
+            ),
             ("/apis/example.io/v1/widgets/w", r("example.io", "v1", None, "widgets", Some("w"), None, false)),
             ("/api/v1/a/b/c/d", Route::NotFound),
             ("/nothing", Route::NotFound),
@@ -795,7 +941,9 @@ mod tests {
     #[test]
     fn accept_headers() {
         assert!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
-        assert!(!wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"));
+        assert!(!wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!wants_aggregated("application/json, */*"));
         assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
         assert!(!wants_table("application/json"));

@@ -76,13 +76,22 @@ impl ApiError {
 
     /// 409: a stale `resourceVersion` (or a failed precondition).
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
-        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)))
-            .with_details(group, resource, name)
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
     }
 
     /// 409 for an update carrying an old `resourceVersion`.
     pub fn stale(group: &str, resource: &str, name: &str) -> Self {
-        Self::conflict(group, resource, name, "the object has been modified; please apply your changes to the latest version and try again")
+        Self::conflict(
+            group,
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
     }
 
     /// 403 as the RBAC authorizer words it for the anonymous user.
@@ -91,7 +100,11 @@ impl ApiError {
             Some(ns) if !ns.is_empty() => format!("in the namespace \"{ns}\""),
             _ => "at the cluster scope".to_string(),
         };
-        let target = if name.is_empty() { qualified(group, resource) } else { format!("{} \"{name}\"", qualified(group, resource)) };
+        let target = if name.is_empty() {
+            qualified(group, resource)
+        } else {
+            format!("{} \"{name}\"", qualified(group, resource))
+        };
         Self::new(
             403,
             "Forbidden",
@@ -150,8 +163,12 @@ impl ApiError {
 
     /// 415 for a body format the request does not accept (`accepted`: a comma-separated list).
     pub fn unsupported_media_type(content_type: &str, accepted: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: {accepted}"))
-            .with_cause("UnsupportedMediaType", &format!("unsupported content type {content_type:?}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+        )
+        .with_cause("UnsupportedMediaType", &format!("unsupported content type {content_type:?}"))
     }
 
     /// The `Status` body.

@@ -171,7 +171,14 @@ impl Txn<'_> {
         let mut last = (*previous).clone();
         set_rv(&mut last, rv);
         let last = Arc::new(last);
-        inner.log.push_back(Change { rv, gr: gr.clone(), key: key.clone(), change: ChangeType::Deleted, object: last.clone(), previous: Some(previous) });
+        inner.log.push_back(Change {
+            rv,
+            gr: gr.clone(),
+            key: key.clone(),
+            change: ChangeType::Deleted,
+            object: last.clone(),
+            previous: Some(previous),
+        });
         self.changed = true;
         Some(last)
     }
@@ -180,7 +187,8 @@ impl Txn<'_> {
     /// a number), without a change event: for loading fixtures before serving.
     pub fn load(&mut self, gr: &GroupResource, key: &ObjectKey, obj: Value) {
         let inner = &mut *self.inner;
-        let given = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok());
+        let given =
+            obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok());
         let rv = match given {
             Some(rv) if rv > inner.compacted => rv,
             _ => {
@@ -256,7 +264,13 @@ impl Store {
     ///
     /// # Errors
     /// [`Compacted`] when `rv` is older than the compaction point.
-    pub fn snapshot(&self, gr: &GroupResource, namespace: Option<&str>, rv: Option<u64>, after: Option<&ObjectKey>) -> Result<Snapshot, Compacted> {
+    pub fn snapshot(
+        &self,
+        gr: &GroupResource,
+        namespace: Option<&str>,
+        rv: Option<u64>,
+        after: Option<&ObjectKey>,
+    ) -> Result<Snapshot, Compacted> {
         let inner = self.lock();
         let rv = rv.unwrap_or(inner.rv);
         if rv < inner.compacted {
@@ -372,11 +386,17 @@ mod tests {
         });
         let names = |snap: Snapshot| snap.items.iter().map(|(k, _)| k.1.clone()).collect::<Vec<_>>();
         assert_eq!(s.snapshot(&gr, None, Some(rv), None).map(names), Ok(vec!["1".to_string(), "2".to_string()]));
-        assert_eq!(s.snapshot(&gr, None, None, None).map(names), Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()]));
+        assert_eq!(
+            s.snapshot(&gr, None, None, None).map(names),
+            Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()])
+        );
         assert_eq!(s.snapshot(&gr, Some("a"), None, Some(&key("a", "0"))).map(names), Ok(vec!["1".to_string()]));
         assert_eq!(s.snapshot(&gr, Some("b"), None, None).map(names), Ok(vec!["3".to_string()]));
         let changes = s.changes_since(&gr, rv).map(|(c, _)| c).unwrap_or_default();
-        assert_eq!(changes.iter().map(|c| c.change).collect::<Vec<_>>(), [ChangeType::Added, ChangeType::Deleted, ChangeType::Added]);
+        assert_eq!(
+            changes.iter().map(|c| c.change).collect::<Vec<_>>(),
+            [ChangeType::Added, ChangeType::Deleted, ChangeType::Added]
+        );
         assert_eq!(changes[1].object["metadata"]["resourceVersion"], json!((rv + 2).to_string()));
 
         s.compact(rv + 1);
@@ -384,9 +404,15 @@ mod tests {
         assert!(s.changes_since(&gr, rv).is_err());
         assert_eq!(s.changes_since(&gr, rv + 1).map(|(c, upto)| (c.len(), upto)), Ok((2, rv + 3)));
         // The newest state survives compaction.
-        assert_eq!(s.snapshot(&gr, None, None, None).map(names), Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()]));
+        assert_eq!(
+            s.snapshot(&gr, None, None, None).map(names),
+            Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()])
+        );
         s.compact(s.resource_version());
-        assert_eq!(s.snapshot(&gr, None, None, None).map(names), Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()]));
+        assert_eq!(
+            s.snapshot(&gr, None, None, None).map(names),
+            Ok(vec!["0".to_string(), "1".to_string(), "3".to_string()])
+        );
     }
 
     #[test]

@@ -167,32 +167,164 @@ const BUILTIN: &[Row] = &[
     row("", "v1", "Secret", "secrets", NONE, NS, FULL, NONE, NONE, false),
     row("", "v1", "ServiceAccount", "serviceaccounts", &["sa"], NS, FULL, NONE, NONE, false),
     row("", "v1", "Service", "services", &["svc"], NS, FULL, ALL, ST, false),
-    row("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", NONE, CL, FULL, API_EXT, NONE, true),
-    row("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", NONE, CL, FULL, API_EXT, ST, true),
-    row("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", NONE, CL, FULL, API_EXT, NONE, true),
-    row("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", NONE, CL, FULL, API_EXT, NONE, true),
-    row("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", &["crd", "crds"], CL, FULL, API_EXT, ST, true),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        NONE,
+        CL,
+        FULL,
+        API_EXT,
+        NONE,
+        true,
+    ),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        NONE,
+        CL,
+        FULL,
+        API_EXT,
+        ST,
+        true,
+    ),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        NONE,
+        CL,
+        FULL,
+        API_EXT,
+        NONE,
+        true,
+    ),
+    row(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        NONE,
+        CL,
+        FULL,
+        API_EXT,
+        NONE,
+        true,
+    ),
+    row(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        &["crd", "crds"],
+        CL,
+        FULL,
+        API_EXT,
+        ST,
+        true,
+    ),
     row("apiregistration.k8s.io", "v1", "APIService", "apiservices", NONE, CL, FULL, API_EXT, ST, false),
     row("apps", "v1", "ControllerRevision", "controllerrevisions", NONE, NS, FULL, NONE, NONE, false),
     row("apps", "v1", "DaemonSet", "daemonsets", &["ds"], NS, FULL, ALL, ST, true),
     row("apps", "v1", "Deployment", "deployments", &["deploy"], NS, FULL, ALL, ST_SCALE, true),
     row("apps", "v1", "ReplicaSet", "replicasets", &["rs"], NS, FULL, ALL, ST_SCALE, true),
     row("apps", "v1", "StatefulSet", "statefulsets", &["sts"], NS, FULL, ALL, ST_SCALE, true),
-    row("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", NONE, CL, CREATE_ONLY, NONE, NONE, false),
+    row(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        NONE,
+        CL,
+        CREATE_ONLY,
+        NONE,
+        NONE,
+        false,
+    ),
     row("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", NONE, CL, CREATE_ONLY, NONE, NONE, false),
-    row("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", NONE, NS, CREATE_ONLY, NONE, NONE, false),
-    row("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", NONE, CL, CREATE_ONLY, NONE, NONE, false),
-    row("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", NONE, CL, CREATE_ONLY, NONE, NONE, false),
-    row("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", NONE, CL, CREATE_ONLY, NONE, NONE, false),
+    row(
+        "authorization.k8s.io",
+        "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        NONE,
+        NS,
+        CREATE_ONLY,
+        NONE,
+        NONE,
+        false,
+    ),
+    row(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        NONE,
+        CL,
+        CREATE_ONLY,
+        NONE,
+        NONE,
+        false,
+    ),
+    row(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        NONE,
+        CL,
+        CREATE_ONLY,
+        NONE,
+        NONE,
+        false,
+    ),
+    row(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        NONE,
+        CL,
+        CREATE_ONLY,
+        NONE,
+        NONE,
+        false,
+    ),
     row("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", &["hpa"], NS, FULL, ALL, ST, true),
     row("batch", "v1", "CronJob", "cronjobs", &["cj"], NS, FULL, ALL, ST, true),
     row("batch", "v1", "Job", "jobs", NONE, NS, FULL, ALL, ST, true),
-    row("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", &["csr"], CL, FULL, NONE, ST, false),
+    row(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        &["csr"],
+        CL,
+        FULL,
+        NONE,
+        ST,
+        false,
+    ),
     row("coordination.k8s.io", "v1", "Lease", "leases", NONE, NS, FULL, NONE, NONE, false),
     row("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", NONE, NS, FULL, NONE, NONE, true),
     row("events.k8s.io", "v1", "Event", "events", &["ev"], NS, FULL, NONE, NONE, false),
     row("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", "flowschemas", NONE, CL, FULL, NONE, ST, true),
-    row("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", NONE, CL, FULL, NONE, ST, true),
+    row(
+        "flowcontrol.apiserver.k8s.io",
+        "v1",
+        "PriorityLevelConfiguration",
+        "prioritylevelconfigurations",
+        NONE,
+        CL,
+        FULL,
+        NONE,
+        ST,
+        true,
+    ),
     row("networking.k8s.io", "v1", "IngressClass", "ingressclasses", NONE, CL, FULL, NONE, NONE, false),
     row("networking.k8s.io", "v1", "Ingress", "ingresses", &["ing"], NS, FULL, NONE, ST, true),
     row("networking.k8s.io", "v1", "IPAddress", "ipaddresses", &["ip"], CL, FULL, NONE, NONE, false),
@@ -200,7 +332,18 @@ const BUILTIN: &[Row] = &[
     row("networking.k8s.io", "v1", "ServiceCIDR", "servicecidrs", NONE, CL, FULL, NONE, ST, false),
     row("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", NONE, CL, FULL, NONE, NONE, false),
     row("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", &["pdb"], NS, FULL, NONE, ST, true),
-    row("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", NONE, CL, FULL, NONE, NONE, false),
+    row(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        NONE,
+        CL,
+        FULL,
+        NONE,
+        NONE,
+        false,
+    ),
     row("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", NONE, CL, FULL, NONE, NONE, false),
     row("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", NONE, NS, FULL, NONE, NONE, false),
     row("rbac.authorization.k8s.io", "v1", "Role", "roles", NONE, NS, FULL, NONE, NONE, false),
@@ -215,10 +358,25 @@ const BUILTIN: &[Row] = &[
 /// Group order in `/apis`, as kube-apiserver orders its own groups; other groups follow,
 /// sorted by name.
 const GROUP_ORDER: &[&str] = &[
-    "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io",
-    "autoscaling", "batch", "certificates.k8s.io", "networking.k8s.io", "policy", "rbac.authorization.k8s.io",
-    "storage.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
-    "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io", "flowcontrol.apiserver.k8s.io",
+    "apiregistration.k8s.io",
+    "apps",
+    "events.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "node.k8s.io",
+    "discovery.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
 ];
 
 /// Extra versions kube-apiserver 1.33 serves for a built-in type besides its preferred one.
@@ -337,7 +495,8 @@ impl Registry {
     }
 
     fn reindex(&mut self) {
-        self.by_resource = self.types.iter().enumerate().map(|(i, t)| ((t.group.clone(), t.plural.clone()), i)).collect();
+        self.by_resource =
+            self.types.iter().enumerate().map(|(i, t)| ((t.group.clone(), t.plural.clone()), i)).collect();
     }
 
     /// Every type.
@@ -391,7 +550,8 @@ impl Registry {
 
     /// Types served in group/version, in name order.
     pub fn in_group_version(&self, group: &str, version: &str) -> Vec<&ResourceType> {
-        let mut v: Vec<&ResourceType> = self.types.iter().filter(|t| t.group == group && t.versions.iter().any(|x| x == version)).collect();
+        let mut v: Vec<&ResourceType> =
+            self.types.iter().filter(|t| t.group == group && t.versions.iter().any(|x| x == version)).collect();
         v.sort_by(|a, b| a.plural.cmp(&b.plural));
         v
     }
@@ -459,7 +619,8 @@ impl Registry {
 
     /// Aggregated discovery (v2) for `/api` (`core` true) or `/apis`.
     pub fn aggregated(&self, core: bool) -> Value {
-        let groups: Vec<(String, Vec<String>)> = if core { vec![(String::new(), vec!["v1".to_string()])] } else { self.groups() };
+        let groups: Vec<(String, Vec<String>)> =
+            if core { vec![(String::new(), vec!["v1".to_string()])] } else { self.groups() };
         let items: Vec<Value> = groups
             .iter()
             .map(|(g, vs)| {
@@ -517,7 +678,8 @@ impl Registry {
 }
 
 fn group_json(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({ "groupVersion": format!("{group}/{v}"), "version": v })).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({ "groupVersion": format!("{group}/{v}"), "version": v })).collect();
     let preferred = versions.first().map_or_else(String::new, Clone::clone);
     json!({
         "name": group,
@@ -542,17 +704,25 @@ fn subresource_kind(t: &ResourceType, sub: &str) -> (String, String, String) {
 /// A message naming the missing or malformed field.
 pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
     let spec = crd.get("spec").ok_or("spec: Required value")?;
-    let group = spec.get("group").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("spec.group: Required value")?;
+    let group =
+        spec.get("group").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("spec.group: Required value")?;
     let names = spec.get("names").ok_or("spec.names: Required value")?;
-    let kind = names.get("kind").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("spec.names.kind: Required value")?;
-    let plural = names.get("plural").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("spec.names.plural: Required value")?;
+    let kind =
+        names.get("kind").and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or("spec.names.kind: Required value")?;
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("spec.names.plural: Required value")?;
     let namespaced = match spec.get("scope").and_then(Value::as_str) {
         Some("Namespaced") => true,
         Some("Cluster") => false,
         _ => return Err("spec.scope: Unsupported value: must be Namespaced or Cluster".into()),
     };
     let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
     };
     let mut versions: Vec<(String, bool)> = Vec::new();
     let mut subresources: Vec<String> = Vec::new();
@@ -593,7 +763,11 @@ pub fn type_from_crd(crd: &Value) -> Result<ResourceType, String> {
         versions: names_only,
         kind: kind.into(),
         plural: plural.into(),
-        singular: names.get("singular").and_then(Value::as_str).filter(|s| !s.is_empty()).map_or_else(|| kind.to_lowercase(), str::to_string),
+        singular: names
+            .get("singular")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| kind.to_lowercase(), str::to_string),
         namespaced,
         verbs: FULL.iter().map(|v| (*v).to_string()).collect(),
         short_names: strings(names.get("shortNames")),
@@ -662,7 +836,14 @@ mod tests {
 
     #[test]
     fn plural_guesses() {
-        let cases = [("Ingress", "ingresses"), ("Policy", "policies"), ("Gateway", "gateways"), ("Pod", "pods"), ("postgresql", "postgresqls"), ("Kafka", "kafkas")];
+        let cases = [
+            ("Ingress", "ingresses"),
+            ("Policy", "policies"),
+            ("Gateway", "gateways"),
+            ("Pod", "pods"),
+            ("postgresql", "postgresqls"),
+            ("Kafka", "kafkas"),
+        ];
         for (kind, plural) in cases {
             assert_eq!(guess_plural(kind), plural, "{kind}");
         }
@@ -679,15 +860,40 @@ mod tests {
     fn builtin_table() {
         let r = Registry::builtin();
         let all: Vec<&str> = {
-            let mut v: Vec<&str> = r.types().iter().filter(|t| t.categories.iter().any(|c| c == "all")).map(|t| t.plural.as_str()).collect();
+            let mut v: Vec<&str> = r
+                .types()
+                .iter()
+                .filter(|t| t.categories.iter().any(|c| c == "all"))
+                .map(|t| t.plural.as_str())
+                .collect();
             v.sort_unstable();
             v
         };
-        assert_eq!(all, ["cronjobs", "daemonsets", "deployments", "horizontalpodautoscalers", "jobs", "pods", "replicasets", "replicationcontrollers", "services", "statefulsets"]);
-        assert_eq!(r.get_served("autoscaling", "v1", "horizontalpodautoscalers").map(|t| t.kind.as_str()), Some("HorizontalPodAutoscaler"));
+        assert_eq!(
+            all,
+            [
+                "cronjobs",
+                "daemonsets",
+                "deployments",
+                "horizontalpodautoscalers",
+                "jobs",
+                "pods",
+                "replicasets",
+                "replicationcontrollers",
+                "services",
+                "statefulsets"
+            ]
+        );
+        assert_eq!(
+            r.get_served("autoscaling", "v1", "horizontalpodautoscalers").map(|t| t.kind.as_str()),
+            Some("HorizontalPodAutoscaler")
+        );
         let groups = r.groups();
         assert_eq!(groups[0].0, "apiregistration.k8s.io");
-        assert_eq!(groups.iter().find(|(g, _)| g == "autoscaling").map(|(_, v)| v.clone()), Some(vec!["v2".to_string(), "v1".to_string()]));
+        assert_eq!(
+            groups.iter().find(|(g, _)| g == "autoscaling").map(|(_, v)| v.clone()),
+            Some(vec!["v2".to_string(), "v1".to_string()])
+        );
     }
 
     #[test]

@@ -67,7 +67,13 @@ pub fn format_rfc3339(secs: i64) -> String {
 /// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` → seconds since the epoch.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -188,14 +194,24 @@ mod tests {
 
     #[test]
     fn decoding() {
-        let cases: &[(&str, &str)] = &[("a%3Db", "a=b"), ("%28%24x%29", "($x)"), ("a+b", "a b"), ("bad%zz", "bad%zz"), ("end%", "end%"), ("e%4", "e%4")];
+        let cases: &[(&str, &str)] = &[
+            ("a%3Db", "a=b"),
+            ("%28%24x%29", "($x)"),
+            ("a+b", "a b"),
+            ("bad%zz", "bad%zz"),
+            ("end%", "end%"),
+            ("e%4", "e%4"),
+        ];
         for (input, want) in cases {
             assert_eq!(percent_decode(input, true), *want, "{input}");
         }
-        assert_eq!(parse_query("limit=5&labelSelector=app%3Dweb&watch"), vec![
-            ("limit".to_string(), "5".to_string()),
-            ("labelSelector".to_string(), "app=web".to_string()),
-            ("watch".to_string(), String::new()),
-        ]);
+        assert_eq!(
+            parse_query("limit=5&labelSelector=app%3Dweb&watch"),
+            vec![
+                ("limit".to_string(), "5".to_string()),
+                ("labelSelector".to_string(), "app=web".to_string()),
+                ("watch".to_string(), String::new()),
+            ]
+        );
     }
 }

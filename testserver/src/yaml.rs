@@ -107,10 +107,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
                 }
                 _ => return Err(YamlError { line, message: "unbalanced mapping end".into() }),
             },
-            Event::Alias(id) => anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| YamlError { line, message: format!("unknown alias {id}") })?,
+            Event::Alias(id) => {
+                anchors.get(&id).cloned().ok_or_else(|| YamlError { line, message: format!("unknown alias {id}") })?
+            }
             Event::Scalar(text, style, anchor, tag) => {
                 // A plain `<<` in key position is a merge key.
                 if style == ScalarStyle::Plain && text == "<<" {
@@ -133,7 +132,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, YamlError> {
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { map, key, merges, .. }) => match key.take() {
                 None => {
-                    let k = key_text(&value).ok_or_else(|| YamlError { line, message: "a mapping key must be a scalar".into() })?;
+                    let k = key_text(&value)
+                        .ok_or_else(|| YamlError { line, message: "a mapping key must be a scalar".into() })?;
                     *key = Some(k);
                 }
                 Some(k) if k == "\u{0}<<" => merges.push(value),
@@ -199,8 +199,11 @@ fn resolve_plain(text: &str) -> Value {
     match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Value::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | ".nan" | ".NaN" | ".NAN" => {
+        "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | ".nan" | ".NaN"
+        | ".NAN" => {
             // JSON cannot hold these; Kubernetes rejects them. Keep the text.
             return Value::String(text.to_string());
         }
@@ -341,10 +344,13 @@ mod tests {
     fn documents_anchors_merges_and_keys() {
         let text = "a: &x {p: 1}\nb: *x\nc:\n  <<: *x\n  q: 2\n1: one\ntrue: t\n---\n---\n- 1\n- two\n";
         let docs = parse_documents(text).unwrap_or_default();
-        assert_eq!(docs, vec![
-            json!({"a": {"p": 1}, "b": {"p": 1}, "c": {"q": 2, "p": 1}, "1": "one", "true": "t"}),
-            json!([1, "two"]),
-        ]);
+        assert_eq!(
+            docs,
+            vec![
+                json!({"a": {"p": 1}, "b": {"p": 1}, "c": {"q": 2, "p": 1}, "1": "one", "true": "t"}),
+                json!([1, "two"]),
+            ]
+        );
     }
 
     #[test]

@@ -13,13 +13,17 @@ use kubesnap_testserver::{Options, TestServer};
 use serde_json::{json, Value};
 
 fn server() -> TestServer {
-    TestServer::start(Options { bookmark_interval: Duration::from_millis(200), ..Options::default() }).unwrap_or_else(|e| panic!("{e}"))
+    TestServer::start(Options { bookmark_interval: Duration::from_millis(200), ..Options::default() })
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
 fn names(list: &Value) -> Vec<String> {
-    list["items"].as_array().map(|a| a.iter().map(|i| i["metadata"]["name"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default()
+    list["items"]
+        .as_array()
+        .map(|a| a.iter().map(|i| i["metadata"]["name"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -53,12 +57,22 @@ fn create_get_update_delete() {
         ("POST", CMS, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}), 400, "BadRequest"),
         ("PUT", "/api/v1/namespaces/default/configmaps/missing", configmap("default", "missing"), 404, "NotFound"),
         ("PUT", "/api/v1/namespaces/default/configmaps/one", configmap("default", "two"), 400, "BadRequest"),
-        ("PUT", "/api/v1/namespaces/default/configmaps/one", json!({"metadata": {"name": "one", "uid": "other"}}), 409, "Conflict"),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/one",
+            json!({"metadata": {"name": "one", "uid": "other"}}),
+            409,
+            "Conflict",
+        ),
         ("POST", CMS, json!({"metadata": {"name": "rv", "resourceVersion": "5"}}), 500, ""),
     ];
     for (method, path, body, code, reason) in cases {
         let r = request(a, method, path, "application/json", body.to_string().as_bytes());
-        assert_eq!((r.status, r.json()["reason"].as_str().unwrap_or_default()), (*code, *reason), "{method} {path} {body}");
+        assert_eq!(
+            (r.status, r.json()["reason"].as_str().unwrap_or_default()),
+            (*code, *reason),
+            "{method} {path} {body}"
+        );
         assert_eq!(r.json()["kind"], "Status");
     }
 
@@ -100,17 +114,37 @@ fn generate_name_generation_and_status_subresource() {
     let path = format!("/apis/apps/v1/namespaces/default/deployments/{name}");
 
     // Status through /status; ignored on the main resource; spec changes bump generation.
-    let with_status = put(a, &format!("{path}/status"), &json!({"metadata": {"name": name}, "status": {"replicas": 1}, "spec": {"replicas": 50}})).json();
-    assert_eq!((with_status["status"]["replicas"].clone(), with_status["spec"]["replicas"].clone(), with_status["metadata"]["generation"].clone()), (json!(1), json!(1), json!(1)));
-    let p = patch(a, &path, "application/merge-patch+json", r#"{"spec": {"replicas": 3}, "status": {"replicas": 7}}"#).json();
-    assert_eq!((p["spec"]["replicas"].clone(), p["status"]["replicas"].clone(), p["metadata"]["generation"].clone()), (json!(3), json!(1), json!(2)));
+    let with_status = put(
+        a,
+        &format!("{path}/status"),
+        &json!({"metadata": {"name": name}, "status": {"replicas": 1}, "spec": {"replicas": 50}}),
+    )
+    .json();
+    assert_eq!(
+        (
+            with_status["status"]["replicas"].clone(),
+            with_status["spec"]["replicas"].clone(),
+            with_status["metadata"]["generation"].clone()
+        ),
+        (json!(1), json!(1), json!(1))
+    );
+    let p = patch(a, &path, "application/merge-patch+json", r#"{"spec": {"replicas": 3}, "status": {"replicas": 7}}"#)
+        .json();
+    assert_eq!(
+        (p["spec"]["replicas"].clone(), p["status"]["replicas"].clone(), p["metadata"]["generation"].clone()),
+        (json!(3), json!(1), json!(2))
+    );
     let meta_only = patch(a, &path, "application/merge-patch+json", r#"{"metadata": {"labels": {"x": "y"}}}"#).json();
     assert_eq!(meta_only["metadata"]["generation"], 2);
 
     // Scale.
     let scale = get(a, &format!("{path}/scale")).json();
-    assert_eq!((scale["kind"].as_str(), scale["spec"]["replicas"].as_i64(), scale["status"]["selector"].as_str()), (Some("Scale"), Some(3), Some("app=web")));
-    let scaled = patch(a, &format!("{path}/scale"), "application/merge-patch+json", r#"{"spec": {"replicas": 5}}"#).json();
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64(), scale["status"]["selector"].as_str()),
+        (Some("Scale"), Some(3), Some("app=web"))
+    );
+    let scaled =
+        patch(a, &format!("{path}/scale"), "application/merge-patch+json", r#"{"spec": {"replicas": 5}}"#).json();
     assert_eq!(scaled["spec"]["replicas"], 5);
     assert_eq!(get(a, &path).json()["spec"]["replicas"], 5);
     assert_eq!(get(a, &format!("{path}/frobnicate")).status, 404);
@@ -222,7 +256,11 @@ fn pagination_is_consistent_while_objects_are_created() {
     let expected: BTreeMap<String, usize> = (0..200).map(|i| (format!("before-{i:03}"), 1)).collect();
     let during: Vec<&String> = seen.keys().filter(|k| !expected.contains_key(*k)).collect();
     assert_eq!(seen.len() - during.len(), 200);
-    assert!(seen.values().all(|c| *c == 1), "duplicates: {:?}", seen.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>());
+    assert!(
+        seen.values().all(|c| *c == 1),
+        "duplicates: {:?}",
+        seen.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
     // Objects created before the first page are the only ones (a write between the first
     // creates and the first page is impossible here: the writer starts after them, but it may
     // have created some before the first page was read).
@@ -260,11 +298,22 @@ fn watches_resume_bookmark_filter_and_expire() {
 
     // Resuming from a resourceVersion replays what came after it, and only that.
     let mut resumed = Watch::open(a, &format!("{CMS}?watch=1&resourceVersion={rv0}&timeoutSeconds=2"));
-    let kinds: Vec<String> = std::iter::from_fn(|| resumed.next()).map(|e| format!("{} {}", e["type"].as_str().unwrap_or_default(), e["object"]["metadata"]["name"].as_str().unwrap_or_default())).collect();
+    let kinds: Vec<String> = std::iter::from_fn(|| resumed.next())
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["type"].as_str().unwrap_or_default(),
+                e["object"]["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
     assert_eq!(kinds, ["ADDED new", "MODIFIED new", "DELETED new"], "a timeout ends the stream");
 
     // Selectors: an object leaving the selector is DELETED for the watcher, entering is ADDED.
-    let mut sel = Watch::open(a, &format!("{CMS}?watch=1&resourceVersion={}&labelSelector=team%3Da", s.store().resource_version()));
+    let mut sel = Watch::open(
+        a,
+        &format!("{CMS}?watch=1&resourceVersion={}&labelSelector=team%3Da", s.store().resource_version()),
+    );
     let mut cm = configmap("default", "sel");
     cm["metadata"]["labels"] = json!({"team": "b"});
     post(a, CMS, &cm);
@@ -274,7 +323,10 @@ fn watches_resume_bookmark_filter_and_expire() {
     assert_eq!(sel.next().map(|e| e["type"].clone()), Some(json!("DELETED")));
 
     // The initial-events protocol of WatchList clients.
-    let mut wl = Watch::open(a, &format!("{CMS}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"));
+    let mut wl = Watch::open(
+        a,
+        &format!("{CMS}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan"),
+    );
     let mut initial = Vec::new();
     let end = loop {
         let e = wl.next().unwrap_or_default();
@@ -287,17 +339,31 @@ fn watches_resume_bookmark_filter_and_expire() {
     assert_eq!(end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
 
     // A watch of one object, the old path form.
-    let mut one = Watch::open(a, &format!("/api/v1/watch/namespaces/default/configmaps/sel?resourceVersion={}", s.store().resource_version()));
+    let mut one = Watch::open(
+        a,
+        &format!("/api/v1/watch/namespaces/default/configmaps/sel?resourceVersion={}", s.store().resource_version()),
+    );
     patch(a, &format!("{CMS}/pre"), "application/merge-patch+json", r#"{"data":{"k":"other"}}"#);
     patch(a, &format!("{CMS}/sel"), "application/merge-patch+json", r#"{"data":{"k":"mine"}}"#);
     assert_eq!(one.next().map(|e| e["object"]["data"]["k"].clone()), Some(json!("mine")));
 
     // An idle watch is not expired by a compaction of what it did not watch.
     let secrets = "/api/v1/namespaces/default/secrets";
-    let mut idle = Watch::open(a, &format!("{secrets}?watch=1&allowWatchBookmarks=true&resourceVersion={}", s.store().resource_version()));
-    let noise: u64 = post(a, CMS, &configmap("default", "noise")).json()["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse().ok()).unwrap_or(0);
+    let mut idle = Watch::open(
+        a,
+        &format!("{secrets}?watch=1&allowWatchBookmarks=true&resourceVersion={}", s.store().resource_version()),
+    );
+    let noise: u64 = post(a, CMS, &configmap("default", "noise")).json()["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     // A bookmark at or past the noise proves the watch has moved past it.
-    while idle.until("BOOKMARK")["object"]["metadata"]["resourceVersion"].as_str().and_then(|r| r.parse::<u64>().ok()).unwrap_or(0) < noise {}
+    while idle.until("BOOKMARK")["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse::<u64>().ok())
+        .unwrap_or(0)
+        < noise
+    {}
     s.store().compact();
     post(a, secrets, &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}));
     assert_eq!(idle.until("ADDED")["object"]["metadata"]["name"], "s");
@@ -306,7 +372,10 @@ fn watches_resume_bookmark_filter_and_expire() {
     s.store().compact();
     let mut old = Watch::open(a, &format!("{CMS}?watch=1&resourceVersion={rv0}"));
     let e = old.next().unwrap_or_default();
-    assert_eq!((e["type"].as_str(), e["object"]["code"].as_i64(), e["object"]["reason"].as_str()), (Some("ERROR"), Some(410), Some("Expired")));
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["code"].as_i64(), e["object"]["reason"].as_str()),
+        (Some("ERROR"), Some(410), Some("Expired"))
+    );
 }
 
 #[test]
@@ -318,10 +387,25 @@ fn patches_of_every_kind() {
     post(a, "/api/v1/namespaces/default/pods", &pod);
     let path = "/api/v1/namespaces/default/pods/p";
     let cases: &[(&str, &str, &str, Value)] = &[
-        ("application/strategic-merge-patch+json", r#"{"spec":{"containers":[{"name":"b","image":"nginx:2"}]}}"#, "/spec/containers", json!([{"name": "a", "image": "busybox"}, {"name": "b", "image": "nginx:2"}])),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"containers":[{"name":"b","image":"nginx:2"}]}}"#,
+            "/spec/containers",
+            json!([{"name": "a", "image": "busybox"}, {"name": "b", "image": "nginx:2"}]),
+        ),
         ("application/merge-patch+json", r#"{"metadata":{"labels":{"x":"1"}}}"#, "/metadata/labels", json!({"x": "1"})),
-        ("application/json-patch+json", r#"[{"op":"add","path":"/metadata/labels/y","value":"2"}]"#, "/metadata/labels", json!({"x": "1", "y": "2"})),
-        ("application/strategic-merge-patch+json", r#"{"spec":{"containers":[{"name":"a","$patch":"delete"}]}}"#, "/spec/containers", json!([{"name": "b", "image": "nginx:2"}])),
+        (
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"/metadata/labels/y","value":"2"}]"#,
+            "/metadata/labels",
+            json!({"x": "1", "y": "2"}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"containers":[{"name":"a","$patch":"delete"}]}}"#,
+            "/spec/containers",
+            json!([{"name": "b", "image": "nginx:2"}]),
+        ),
     ];
     for (ct, body, pointer, want) in cases {
         let r = patch(a, path, ct, body);
@@ -340,7 +424,10 @@ fn patches_of_every_kind() {
     }
     assert_eq!(patch(a, "/api/v1/namespaces/default/pods/missing", "application/merge-patch+json", "{}").status, 404);
     // Managed fields record each patch's manager.
-    let managers: Vec<String> = get(a, path).json()["metadata"]["managedFields"].as_array().map(|m| m.iter().map(|e| e["manager"].as_str().unwrap_or_default().to_string()).collect()).unwrap_or_default();
+    let managers: Vec<String> = get(a, path).json()["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().map(|e| e["manager"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
     assert_eq!(managers, ["testclient"]);
 }
 
@@ -349,9 +436,13 @@ fn server_side_apply_conflicts_force_and_dry_run() {
     let s = server();
     let a = s.addr();
     let path = "/apis/apps/v1/namespaces/default/deployments/web";
-    let config = |replicas: i64| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}).to_string();
-    let apply = |manager: &str, body: &str, extra: &str| patch(a, &format!("{path}?fieldManager={manager}{extra}"), "application/apply-patch+yaml", body);
+    let config = |replicas: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}).to_string()
+    };
+    let apply = |manager: &str, body: &str, extra: &str| {
+        patch(a, &format!("{path}?fieldManager={manager}{extra}"), "application/apply-patch+yaml", body)
+    };
 
     let created = apply("alice", &config(1), "");
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
@@ -359,7 +450,10 @@ fn server_side_apply_conflicts_force_and_dry_run() {
     let conflict = apply("bob", &config(2), "");
     assert_eq!(conflict.status, 409);
     let status = conflict.json();
-    assert_eq!(status["message"], "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas");
+    assert_eq!(
+        status["message"],
+        "Apply failed with 1 conflict: conflict with \"alice\" using apps/v1: .spec.replicas"
+    );
     assert_eq!(status["details"]["causes"][0]["type"], "FieldManagerConflict");
 
     let dry = apply("bob", &config(2), "&force=true&dryRun=All");
@@ -368,16 +462,26 @@ fn server_side_apply_conflicts_force_and_dry_run() {
 
     let forced = apply("bob", &config(2), "&force=true").json();
     assert_eq!(forced["spec"]["replicas"], 2);
-    let owners: BTreeMap<String, Value> = forced["metadata"]["managedFields"].as_array().cloned().unwrap_or_default().into_iter().map(|e| (e["manager"].as_str().unwrap_or_default().to_string(), e["fieldsV1"].clone())).collect();
+    let owners: BTreeMap<String, Value> = forced["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e["manager"].as_str().unwrap_or_default().to_string(), e["fieldsV1"].clone()))
+        .collect();
     assert_eq!(owners["bob"]["f:spec"]["f:replicas"], json!({}));
     assert_eq!(owners["alice"]["f:spec"].get("f:replicas"), None);
 
     // YAML bodies; a missing field manager; a kind mismatch.
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  mode: 0644\n  on: yes\n";
-    let cm = patch(a, "/api/v1/namespaces/default/configmaps/y?fieldManager=m", "application/apply-patch+yaml", yaml).json();
+    let cm =
+        patch(a, "/api/v1/namespaces/default/configmaps/y?fieldManager=m", "application/apply-patch+yaml", yaml).json();
     assert_eq!(cm["data"], json!({"mode": 420, "true": true}));
     assert_eq!(patch(a, "/api/v1/namespaces/default/configmaps/y", "application/apply-patch+yaml", yaml).status, 400);
-    assert_eq!(patch(a, "/api/v1/namespaces/default/secrets/y?fieldManager=m", "application/apply-patch+yaml", yaml).status, 400);
+    assert_eq!(
+        patch(a, "/api/v1/namespaces/default/secrets/y?fieldManager=m", "application/apply-patch+yaml", yaml).status,
+        400
+    );
 }
 
 #[test]
@@ -389,7 +493,9 @@ fn custom_resource_definitions_come_and_go() {
             "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}});
     assert_eq!(get(a, "/apis/example.io/v1/widgets").status, 404);
     let created = post(a, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &crd).json();
-    let established = created["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|x| x["type"] == "Established" && x["status"] == "True"));
+    let established = created["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|x| x["type"] == "Established" && x["status"] == "True"));
     assert!(established, "{created}");
     let discovery = get(a, "/apis/example.io/v1").json();
     assert_eq!(discovery["resources"][0]["name"], "widgets");
@@ -399,7 +505,11 @@ fn custom_resource_definitions_come_and_go() {
     let list = get(a, "/apis/example.io/v1/widgets").json();
     assert_eq!(list["kind"], "WidgetList");
     assert_eq!(list["items"][0]["kind"], "Widget", "custom resources keep kind in lists");
-    assert_eq!(patch(a, "/apis/example.io/v1/namespaces/default/widgets/w", "application/strategic-merge-patch+json", "{}").status, 415);
+    assert_eq!(
+        patch(a, "/apis/example.io/v1/namespaces/default/widgets/w", "application/strategic-merge-patch+json", "{}")
+            .status,
+        415
+    );
 
     let bad = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": "wrong.example.io"}, "spec": crd["spec"]});
     assert_eq!(post(a, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &bad).status, 422);
@@ -407,7 +517,11 @@ fn custom_resource_definitions_come_and_go() {
     assert_eq!(delete(a, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.io").status, 200);
     assert_eq!(get(a, "/apis/example.io/v1/widgets").status, 404);
     assert_eq!(get(a, "/apis/example.io/v1").status, 404);
-    assert!(s.store().store().snapshot(&kubesnap_testserver::GroupResource::new("example.io", "widgets"), None, None, None).is_ok_and(|snap| snap.items.is_empty()));
+    assert!(s
+        .store()
+        .store()
+        .snapshot(&kubesnap_testserver::GroupResource::new("example.io", "widgets"), None, None, None)
+        .is_ok_and(|snap| snap.items.is_empty()));
 }
 
 #[test]
@@ -420,15 +534,33 @@ fn finalizers_namespaces_and_dry_runs() {
     let marked = delete(a, &format!("{CMS}/held")).json();
     assert!(marked["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(get(a, &format!("{CMS}/held")).status, 200);
-    patch(a, &format!("{CMS}/held"), "application/json-patch+json", r#"[{"op":"remove","path":"/metadata/finalizers"}]"#);
+    patch(
+        a,
+        &format!("{CMS}/held"),
+        "application/json-patch+json",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    );
     assert_eq!(get(a, &format!("{CMS}/held")).status, 404);
 
     // Dry runs change nothing.
-    assert_eq!(request(a, "POST", &format!("{CMS}?dryRun=All"), "application/json", configmap("default", "dry").to_string().as_bytes()).status, 201);
+    assert_eq!(
+        request(
+            a,
+            "POST",
+            &format!("{CMS}?dryRun=All"),
+            "application/json",
+            configmap("default", "dry").to_string().as_bytes()
+        )
+        .status,
+        201
+    );
     assert_eq!(get(a, &format!("{CMS}/dry")).status, 404);
     post(a, CMS, &configmap("default", "keep"));
     assert_eq!(request(a, "DELETE", &format!("{CMS}/keep?dryRun=All"), "", b"").status, 200);
-    assert_eq!(request(a, "DELETE", &format!("{CMS}/keep"), "application/json", br#"{"preconditions":{"uid":"nope"}}"#).status, 409);
+    assert_eq!(
+        request(a, "DELETE", &format!("{CMS}/keep"), "application/json", br#"{"preconditions":{"uid":"nope"}}"#).status,
+        409
+    );
     assert_eq!(get(a, &format!("{CMS}/keep")).status, 200);
 
     // A namespace takes its objects along.
@@ -454,18 +586,36 @@ fn discovery_in_both_formats() {
     let a = s.addr();
     let v2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     let agg = common::try_request(a, "GET", "/apis", "", b"", &[("Accept", v2)]).unwrap_or_else(|| panic!("no reply"));
-    assert_eq!(agg.header("content-type"), Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"));
+    assert_eq!(
+        agg.header("content-type"),
+        Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+    );
     let agg = agg.json();
     assert_eq!(agg["kind"], "APIGroupDiscoveryList");
-    let apps = agg["items"].as_array().and_then(|i| i.iter().find(|g| g["metadata"]["name"] == "apps")).cloned().unwrap_or_default();
-    let deploy = apps["versions"][0]["resources"].as_array().and_then(|r| r.iter().find(|x| x["resource"] == "deployments")).cloned().unwrap_or_default();
-    assert_eq!((deploy["scope"].as_str(), deploy["shortNames"][0].as_str(), deploy["categories"][0].as_str()), (Some("Namespaced"), Some("deploy"), Some("all")));
+    let apps = agg["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|g| g["metadata"]["name"] == "apps"))
+        .cloned()
+        .unwrap_or_default();
+    let deploy = apps["versions"][0]["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|x| x["resource"] == "deployments"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (deploy["scope"].as_str(), deploy["shortNames"][0].as_str(), deploy["categories"][0].as_str()),
+        (Some("Namespaced"), Some("deploy"), Some("all"))
+    );
     let core = common::try_request(a, "GET", "/api", "", b"", &[("Accept", v2)]).map(|r| r.json()).unwrap_or_default();
     assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
 
     let legacy = get(a, "/apis").json();
     assert_eq!(legacy["kind"], "APIGroupList");
-    let hpa = legacy["groups"].as_array().and_then(|g| g.iter().find(|x| x["name"] == "autoscaling")).cloned().unwrap_or_default();
+    let hpa = legacy["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|x| x["name"] == "autoscaling"))
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(hpa["preferredVersion"]["version"], "v2");
     let v1 = get(a, "/api/v1").json();
     let pods_status = v1["resources"].as_array().is_some_and(|r| r.iter().any(|x| x["name"] == "pods/status"));
@@ -473,8 +623,11 @@ fn discovery_in_both_formats() {
     assert_eq!(get(a, "/api").json()["versions"][0], "v1");
     assert_eq!(get(a, "/version").json()["minor"], "33");
 
-    let off = TestServer::start(Options { aggregated_discovery: false, ..Options::default() }).unwrap_or_else(|e| panic!("{e}"));
-    let legacy_only = common::try_request(off.addr(), "GET", "/apis", "", b"", &[("Accept", v2)]).map(|r| r.json()).unwrap_or_default();
+    let off = TestServer::start(Options { aggregated_discovery: false, ..Options::default() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let legacy_only = common::try_request(off.addr(), "GET", "/apis", "", b"", &[("Accept", v2)])
+        .map(|r| r.json())
+        .unwrap_or_default();
     assert_eq!(legacy_only["kind"], "APIGroupList");
 }
 
@@ -499,7 +652,13 @@ fn bad_requests_get_status_errors_not_panics() {
         ("GET", "/api/v1/namespaces/default/configmaps?resourceVersion=abc", "", b"", 400),
         ("PATCH", "/api/v1/namespaces/default/configmaps/x", "application/apply-patch+yaml", b"a: [", 400),
         ("GET", "/api/v1/componentstatuses", "", b"", 200),
-        ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", "application/json", br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{}}"#, 201),
+        (
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            "application/json",
+            br#"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{}}"#,
+            201,
+        ),
     ];
     for (method, path, ct, body, code) in cases {
         let r = request(a, method, path, ct, body);
@@ -521,8 +680,18 @@ fn bad_requests_get_status_errors_not_panics() {
         (victim.as_str(), "application/strategic-merge-patch+json", r#"{"$patch": "delete"}"#, 400),
         (victim.as_str(), "application/strategic-merge-patch+json", r#"{"data": {"$patch": "bogus"}}"#, 422),
         (victim.as_str(), "application/apply-patch+yaml", "[1, 2]", 400),
-        ("/apis/apps/v1/namespaces/default/deployments/d/scale", "application/merge-patch+json", r#"{"spec": {"replicas": 2}}"#, 422),
-        ("/apis/apps/v1/namespaces/default/deployments/d/scale", "application/merge-patch+json", r#"{"spec": {"replicas": "x"}}"#, 422),
+        (
+            "/apis/apps/v1/namespaces/default/deployments/d/scale",
+            "application/merge-patch+json",
+            r#"{"spec": {"replicas": 2}}"#,
+            422,
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/deployments/d/scale",
+            "application/merge-patch+json",
+            r#"{"spec": {"replicas": "x"}}"#,
+            422,
+        ),
         ("/api/v1/namespaces/default/configmaps/victim/scale", "application/merge-patch+json", "{}", 404),
     ];
     for (path, ct, body, code) in patches {
@@ -532,7 +701,12 @@ fn bad_requests_get_status_errors_not_panics() {
     }
     assert_eq!(get(a, &victim).json()["data"]["k"], "victim", "failed patches change nothing");
 
-    let review = post(a, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}})).json();
+    let review = post(
+        a,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        &json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": {}}),
+    )
+    .json();
     assert_eq!(review["status"]["allowed"], true);
 }
 
@@ -544,7 +718,10 @@ fn the_library_reaches_the_store_directly() {
     let put = s.store().put_object(configmap("default", "direct")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(put["metadata"]["name"], "direct");
     assert_eq!(w.until("ADDED")["object"]["metadata"]["name"], "direct");
-    assert_eq!(s.store().get_object("", "configmaps", Some("default"), "direct").map(|o| o["data"]["k"].clone()), Some(json!("direct")));
+    assert_eq!(
+        s.store().get_object("", "configmaps", Some("default"), "direct").map(|o| o["data"]["k"].clone()),
+        Some(json!("direct"))
+    );
     assert_eq!(s.store().list_objects("", "namespaces").len(), 3);
     // Status of a type with a status subresource is set too.
     let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "default"}, "spec": {"replicas": 1}, "status": {"readyReplicas": 1}});
@@ -579,17 +756,60 @@ fn random_requests_never_break_the_server() {
     post(a, CMS, &configmap("default", "x"));
     let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
     let paths = [
-        "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/api/v1/namespaces", "/api/v1/namespaces/default",
-        "/api/v1/namespaces/default/status", "/api/v1/namespaces/default/configmaps", "/api/v1/namespaces/default/configmaps/x",
-        "/api/v1/namespaces/default/configmaps/x/status", "/api/v1/watch/namespaces/default/configmaps/x", "/apis/apps/v1/deployments",
-        "/apis/apps/v1/namespaces/default/deployments/x/scale", "/api/v1/namespaces/%ZZ/configmaps", "/api/v1/namespaces//configmaps",
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "/openapi/v3/apis/apps/v1", "/testserver/faults", "/api/v1/nodes/n/proxy",
+        "/",
+        "/api",
+        "/apis",
+        "/api/v1",
+        "/apis/apps/v1",
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/default",
+        "/api/v1/namespaces/default/status",
+        "/api/v1/namespaces/default/configmaps",
+        "/api/v1/namespaces/default/configmaps/x",
+        "/api/v1/namespaces/default/configmaps/x/status",
+        "/api/v1/watch/namespaces/default/configmaps/x",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/namespaces/default/deployments/x/scale",
+        "/api/v1/namespaces/%ZZ/configmaps",
+        "/api/v1/namespaces//configmaps",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "/openapi/v3/apis/apps/v1",
+        "/testserver/faults",
+        "/api/v1/nodes/n/proxy",
     ];
-    let queries = ["", "?watch=1&timeoutSeconds=1", "?limit=-1", "?limit=2&continue=%%%", "?labelSelector=((", "?fieldSelector=a", "?dryRun=All", "?fieldManager=m&force=true", "?resourceVersion=99999999999999999999", "?resourceVersionMatch=Exact&resourceVersion=1"];
-    let types = ["application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml", "application/yaml", "text/plain", ""];
+    let queries = [
+        "",
+        "?watch=1&timeoutSeconds=1",
+        "?limit=-1",
+        "?limit=2&continue=%%%",
+        "?labelSelector=((",
+        "?fieldSelector=a",
+        "?dryRun=All",
+        "?fieldManager=m&force=true",
+        "?resourceVersion=99999999999999999999",
+        "?resourceVersionMatch=Exact&resourceVersion=1",
+    ];
+    let types = [
+        "application/json",
+        "application/merge-patch+json",
+        "application/json-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/yaml",
+        "text/plain",
+        "",
+    ];
     let bodies: [&[u8]; 10] = [
-        b"", b"{}", b"[]", b"null", b"\"s\"", b"{\"metadata\":{\"name\":\"x\"}}", b"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":[]}",
-        b"[{\"op\":\"move\",\"from\":\"/metadata\",\"path\":\"/metadata/x\"}]", b"\xff\x00\xfe", b"a: &x [*x, *x]\nb: *x\n",
+        b"",
+        b"{}",
+        b"[]",
+        b"null",
+        b"\"s\"",
+        b"{\"metadata\":{\"name\":\"x\"}}",
+        b"{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":[]}",
+        b"[{\"op\":\"move\",\"from\":\"/metadata\",\"path\":\"/metadata/x\"}]",
+        b"\xff\x00\xfe",
+        b"a: &x [*x, *x]\nb: *x\n",
     ];
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = |n: usize| {
@@ -599,9 +819,16 @@ fn random_requests_never_break_the_server() {
         usize::try_from(state % n as u64).unwrap_or(0)
     };
     for _ in 0..400 {
-        let (m, p, q, t, b) = (methods[next(methods.len())], paths[next(paths.len())], queries[next(queries.len())], types[next(types.len())], bodies[next(bodies.len())]);
+        let (m, p, q, t, b) = (
+            methods[next(methods.len())],
+            paths[next(paths.len())],
+            queries[next(queries.len())],
+            types[next(types.len())],
+            bodies[next(bodies.len())],
+        );
         let path = format!("{p}{q}");
-        let r = common::try_request(a, m, &path, t, b, &[]).unwrap_or_else(|| panic!("{m} {path} ({t}, {:?}): no reply", String::from_utf8_lossy(b)));
+        let r = common::try_request(a, m, &path, t, b, &[])
+            .unwrap_or_else(|| panic!("{m} {path} ({t}, {:?}): no reply", String::from_utf8_lossy(b)));
         if r.status >= 400 && m != "HEAD" && !p.starts_with("/testserver") {
             let status: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{m} {path}: {e}"));
             assert_eq!(status["kind"], "Status", "{m} {path}");

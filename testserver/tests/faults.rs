@@ -108,9 +108,15 @@ fn truncated_malformed_and_dropped_replies() {
     assert!(w.next().is_none(), "the stream ends inside the first event");
 
     // The log has every request with its final status (0: dropped).
-    let statuses: Vec<u16> = s.requests().iter().filter(|r| r.resource.as_deref() == Some("configmaps") && r.method == "GET").map(|r| r.status).collect();
+    let statuses: Vec<u16> = s
+        .requests()
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("configmaps") && r.method == "GET")
+        .map(|r| r.status)
+        .collect();
     assert_eq!(statuses, [200, 200, 0, 200, 200]);
-    let dropped = s.requests().into_iter().find(|r| r.status == 0).unwrap_or_else(|| panic!("no dropped request logged"));
+    let dropped =
+        s.requests().into_iter().find(|r| r.status == 0).unwrap_or_else(|| panic!("no dropped request logged"));
     assert_eq!((dropped.verb.as_deref(), dropped.path.as_str(), dropped.query.as_str()), (Some("list"), CMS, ""));
     assert!(dropped.fault.is_some_and(|f| f.contains("DropConnection")));
 }
@@ -139,6 +145,10 @@ fn faults_by_verb_skip_and_control_endpoint() {
     assert_eq!(common::request(a, "DELETE", "/testserver/requests", "", b"").status, 200);
     assert_eq!(s.requests().len(), 1, "only the DELETE itself... logged after clearing");
     // Faults given at start.
-    let preset = TestServer::start(Options { faults: vec![Fault::parse("core/namespaces:list=403").unwrap_or_else(|e| panic!("{e}"))], ..Options::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let preset = TestServer::start(Options {
+        faults: vec![Fault::parse("core/namespaces:list=403").unwrap_or_else(|e| panic!("{e}"))],
+        ..Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(get(preset.addr(), "/api/v1/namespaces").status, 403);
 }

@@ -25,20 +25,32 @@ fn fixtures_are_served_as_given() {
     write(d, "cluster/CustomResourceDefinition.apiextensions.k8s.io/gadgets.example.io.yaml",
         "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: gadgets.example.io}\nspec:\n  group: example.io\n  scope: Cluster\n  names: {kind: Gadget, plural: gadgets, shortNames: [gd]}\n  versions:\n  - {name: v1, served: true, storage: true}\n");
     // The CR comes first in path order: CRDs are loaded first anyway.
-    write(d, "cluster/A.example.io/g.json", r#"{"apiVersion": "example.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"x": 1}}"#);
-    write(d, "namespaces/apps/Policy.kyverno.io/p.yaml", "apiVersion: kyverno.io/v1\nkind: Policy\nmetadata: {name: p, namespace: apps}\nspec: {}\n");
+    write(
+        d,
+        "cluster/A.example.io/g.json",
+        r#"{"apiVersion": "example.io/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"x": 1}}"#,
+    );
+    write(
+        d,
+        "namespaces/apps/Policy.kyverno.io/p.yaml",
+        "apiVersion: kyverno.io/v1\nkind: Policy\nmetadata: {name: p, namespace: apps}\nspec: {}\n",
+    );
     write(d, "cluster/Broken/bad.yaml", "apiVersion: v1\nkind: [\n");
     write(d, "cluster/Broken/noname.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n");
     write(d, "README.txt", "not a manifest");
 
-    let s = TestServer::start(Options { fixtures: Some(d.to_path_buf()), ..Options::default() }).unwrap_or_else(|e| panic!("{e}"));
+    let s = TestServer::start(Options { fixtures: Some(d.to_path_buf()), ..Options::default() })
+        .unwrap_or_else(|e| panic!("{e}"));
     let report = s.load_report();
     assert_eq!(report.loaded, 8);
     assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
     let a = s.addr();
 
     let ns = get(a, "/api/v1/namespaces/apps").json();
-    assert_eq!((ns["metadata"]["uid"].as_str(), ns["metadata"]["resourceVersion"].as_str()), (Some("11111111-2222-4333-8444-555555555555"), Some("700")));
+    assert_eq!(
+        (ns["metadata"]["uid"].as_str(), ns["metadata"]["resourceVersion"].as_str()),
+        (Some("11111111-2222-4333-8444-555555555555"), Some("700"))
+    );
     assert_eq!(ns["metadata"].get("labels"), None, "fixtures get no defaults");
     let cm = get(a, "/api/v1/namespaces/apps/configmaps/cfg").json();
     assert_eq!(cm["data"], json!({"mode": "0644", "flag": "yes"}));

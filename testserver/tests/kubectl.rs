@@ -21,7 +21,13 @@ use kubesnap_testserver::yaml;
 use serde_json::Value;
 
 fn kubectl_available() -> bool {
-    let ok = Command::new("kubectl").arg("version").arg("--client").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("kubectl is not installed: skipping");
     }
@@ -83,14 +89,26 @@ impl Binary {
     /// Runs kubectl; panics with its stderr when it fails.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Runs kubectl with stdin.
     fn ok_stdin(&self, args: &[&str], input: &str) -> String {
         use std::io::Write as _;
-        let mut child = self.command().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("kubectl: {e}"));
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("kubectl: {e}"));
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(input.as_bytes());
         }
@@ -118,7 +136,9 @@ impl Drop for Binary {
 }
 
 fn shared_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("KUBESNAP_SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let dir = std::env::var_os("KUBESNAP_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     if dir.join("tools/gen-history").exists() {
         Some(dir)
     } else {
@@ -152,7 +172,11 @@ fn gen_history_day() -> Option<(tempfile::TempDir, PathBuf)> {
 fn identity(o: &Value) -> (String, String, String) {
     let av = o["apiVersion"].as_str().unwrap_or_default();
     let group = av.split_once('/').map_or("", |(g, _)| g);
-    (format!("{}.{group}", o["kind"].as_str().unwrap_or_default()), o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(), o["metadata"]["name"].as_str().unwrap_or_default().to_string())
+    (
+        format!("{}.{group}", o["kind"].as_str().unwrap_or_default()),
+        o["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+        o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 /// The object as kubectl prints it: without managedFields, apiVersion compared apart.
@@ -200,10 +224,13 @@ fn a_gen_history_day_comes_back_whole() {
 
     // api-resources lists the built-in types and those the fixtures imply, with short names.
     let resources = b.ok(&["api-resources"]);
-    for needle in ["deployments ", "deploy ", "customresourcedefinitions", "opentelemetrycollectors", "podsecuritypolicies"] {
+    for needle in
+        ["deployments ", "deploy ", "customresourcedefinitions", "opentelemetrycollectors", "podsecuritypolicies"]
+    {
         assert!(resources.contains(needle), "api-resources lacks {needle:?}");
     }
-    let listable: Vec<String> = b.ok(&["api-resources", "--verbs=list", "-o", "name"]).lines().map(str::to_string).collect();
+    let listable: Vec<String> =
+        b.ok(&["api-resources", "--verbs=list", "-o", "name"]).lines().map(str::to_string).collect();
     assert!(listable.len() > 300, "{} listable types", listable.len());
 
     // get all -A.
@@ -219,7 +246,11 @@ fn a_gen_history_day_comes_back_whole() {
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     assert!(missing.is_empty(), "missing: {missing:?}");
     let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
-    assert_eq!(extra, [&("Namespace.".to_string(), String::new(), "kube-public".to_string())], "only what a new cluster adds");
+    assert_eq!(
+        extra,
+        [&("Namespace.".to_string(), String::new(), "kube-public".to_string())],
+        "only what a new cluster adds"
+    );
     let mut differ = Vec::new();
     for (k, w) in &want {
         if comparable(w) != comparable(&got[k]) {
@@ -280,42 +311,84 @@ fn apply_edit_patch_and_delete_on(b: &Binary) {
 
     // A dry run answers with the change and stores nothing; --validate=false works too.
     let seven = DEPLOY.replace("replicas: 2", "replicas: 7");
-    let dry = b.ok_stdin(&["apply", "--server-side", "--dry-run=server", "-f", "-", "-o", "jsonpath={.spec.replicas}"], &seven);
+    let dry = b.ok_stdin(
+        &["apply", "--server-side", "--dry-run=server", "-f", "-", "-o", "jsonpath={.spec.replicas}"],
+        &seven,
+    );
     assert_eq!(dry, "7");
     b.ok_stdin(&["apply", "--server-side", "--validate=false", "--dry-run=server", "-f", "-"], &seven);
     assert_eq!(b.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "2");
 
     // edit: kubectl sends a strategic merge patch with $setElementOrder.
-    let edited = b.command().env("EDITOR", "sed -i s/nginx:1.25/nginx:1.26/").args(["edit", "deploy", "web"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let edited = b
+        .command()
+        .env("EDITOR", "sed -i s/nginx:1.25/nginx:1.26/")
+        .args(["edit", "deploy", "web"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(edited.status.success(), "{}", String::from_utf8_lossy(&edited.stderr));
     let d = b.json(&["get", "deploy", "web", "-o", "json", "--show-managed-fields"]);
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.26");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80, "other fields of the container stay");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80,
+        "other fields of the container stay"
+    );
     assert_eq!(d["metadata"]["generation"], 2);
     // (A real cluster adds kube-controller-manager's status entry.)
-    let managers: Vec<&str> = d["metadata"]["managedFields"].as_array().map(|m| m.iter().filter_map(|e| e["manager"].as_str()).filter(|m| m.starts_with("kubectl")).collect()).unwrap_or_default();
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).filter(|m| m.starts_with("kubectl")).collect())
+        .unwrap_or_default();
     assert_eq!(managers, ["kubectl", "kubectl-edit"]);
 
     // The edit took the image: applying the old one now conflicts, and --force-conflicts wins.
-    let conflict = b.command().args(["apply", "--server-side", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write as _;
-        if let Some(mut i) = c.stdin.take() {
-            let _ = i.write_all(DEPLOY.as_bytes());
-        }
-        c.wait_with_output()
-    }).unwrap_or_else(|e| panic!("{e}"));
+    let conflict = b
+        .command()
+        .args(["apply", "--server-side", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            if let Some(mut i) = c.stdin.take() {
+                let _ = i.write_all(DEPLOY.as_bytes());
+            }
+            c.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!conflict.status.success());
     let err = String::from_utf8_lossy(&conflict.stderr);
-    assert!(err.contains("conflict with \"kubectl-edit\"") && err.contains(".spec.template.spec.containers[name=\"web\"].image"), "{err}");
+    assert!(
+        err.contains("conflict with \"kubectl-edit\"")
+            && err.contains(".spec.template.spec.containers[name=\"web\"].image"),
+        "{err}"
+    );
     b.ok_stdin(&["apply", "--server-side", "--force-conflicts", "-f", "-"], DEPLOY);
-    assert_eq!(b.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "nginx:1.25");
+    assert_eq!(
+        b.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]),
+        "nginx:1.25"
+    );
 
     // patch, in the three formats.
-    b.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:2"}]}}}}"#]);
+    b.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:2"}]}}}}"#,
+    ]);
     b.ok(&["patch", "deploy", "web", "--type=merge", "-p", r#"{"metadata":{"annotations":{"a":"b"}}}"#]);
     b.ok(&["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#]);
     let d = b.json(&["get", "deploy", "web", "-o", "json"]);
-    assert_eq!((d["spec"]["template"]["spec"]["containers"][0]["image"].as_str(), d["metadata"]["annotations"]["a"].as_str(), d["spec"]["replicas"].as_i64()), (Some("nginx:2"), Some("b"), Some(4)));
+    assert_eq!(
+        (
+            d["spec"]["template"]["spec"]["containers"][0]["image"].as_str(),
+            d["metadata"]["annotations"]["a"].as_str(),
+            d["spec"]["replicas"].as_i64()
+        ),
+        (Some("nginx:2"), Some("b"), Some(4))
+    );
     b.ok(&["label", "deploy", "web", "tier=front"]);
     b.ok(&["annotate", "deploy", "web", "note=x"]);
 
@@ -330,7 +403,13 @@ fn apply_edit_patch_and_delete_on(b: &Binary) {
     // delete waits for finalizers, watching with a field selector.
     let held = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  finalizers: [example.io/hold]\n";
     b.ok_stdin(&["create", "-f", "-"], held);
-    let mut deleting = b.command().args(["delete", "cm", "held", "--timeout=30s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
+    let mut deleting = b
+        .command()
+        .args(["delete", "cm", "held", "--timeout=30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
     let start = Instant::now();
     while b.ok(&["get", "cm", "held", "-o", "jsonpath={.metadata.deletionTimestamp}"]).is_empty() {
         assert!(start.elapsed() < Duration::from_secs(20), "never marked for deletion");
@@ -342,7 +421,12 @@ fn apply_edit_patch_and_delete_on(b: &Binary) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     if b.is_testserver() {
         let waited = common::get(b.addr(), "/testserver/requests").json();
-        let selector_watch = waited.as_array().is_some_and(|l| l.iter().any(|r| r["verb"] == "watch" && r["query"].as_str().is_some_and(|q| q.contains("fieldSelector=metadata.name%3Dheld"))));
+        let selector_watch = waited.as_array().is_some_and(|l| {
+            l.iter().any(|r| {
+                r["verb"] == "watch"
+                    && r["query"].as_str().is_some_and(|q| q.contains("fieldSelector=metadata.name%3Dheld"))
+            })
+        });
         assert!(selector_watch, "kubectl delete watched with a field selector");
     }
 
@@ -379,16 +463,35 @@ fn crd_then_object_then_watch() {
 fn crd_then_object_then_watch_on(b: &Binary) {
     b.ok_stdin(&["create", "-f", "-"], CRD);
     b.ok(&["wait", "--for", "condition=established", "crd/widgets.example.io", "--timeout=10s"]);
-    b.ok_stdin(&["create", "-f", "-"], "apiVersion: example.io/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
+    b.ok_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: example.io/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n",
+    );
     assert!(b.ok(&["get", "wd"]).contains("w1"));
     assert!(b.ok(&["get", "all"]).contains("w1"), "the all category includes the CRD");
     assert!(b.ok(&["api-resources", "--api-group=example.io"]).contains("widgets"));
     b.ok(&["patch", "widget", "w1", "--type=merge", "-p", r#"{"spec":{"size":4}}"#]);
     let smp = b.kubectl(&["patch", "widget", "w1", "-p", r#"{"spec":{"size":5}}"#]);
-    assert!(String::from_utf8_lossy(&smp.stderr).contains("strategic-merge-patch+json is not supported"), "custom resources refuse strategic merge patches");
+    assert!(
+        String::from_utf8_lossy(&smp.stderr).contains("strategic-merge-patch+json is not supported"),
+        "custom resources refuse strategic merge patches"
+    );
 
     // get --watch sees a change.
-    let mut watch = b.command().args(["get", "widgets", "--watch", "--request-timeout=60s", "-o", "jsonpath={.metadata.name}={.spec.size}{\"\\n\"}"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
+    let mut watch = b
+        .command()
+        .args([
+            "get",
+            "widgets",
+            "--watch",
+            "--request-timeout=60s",
+            "-o",
+            "jsonpath={.metadata.name}={.spec.size}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut lines = BufReader::new(watch.stdout.take().unwrap_or_else(|| panic!("no stdout"))).lines();
     assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("w1=4"));
     b.ok(&["patch", "widget", "w1", "--type=merge", "-p", r#"{"spec":{"size":6}}"#]);
@@ -410,10 +513,14 @@ fn faults_from_the_command_line_reach_kubectl() {
     let b = Binary::start(&["--fault", "apps/deployments:list=403", "--fault", "configmaps:list=429:1;times=1"]);
     let denied = b.kubectl(&["get", "deployments"]);
     assert!(!denied.status.success());
-    assert!(String::from_utf8_lossy(&denied.stderr).contains("User \"system:anonymous\" cannot list resource \"deployments\" in API group \"apps\""));
+    assert!(String::from_utf8_lossy(&denied.stderr)
+        .contains("User \"system:anonymous\" cannot list resource \"deployments\" in API group \"apps\""));
     // client-go retries a 429 after Retry-After.
     b.ok(&["get", "configmaps"]);
     let log = common::get(b.addr(), "/testserver/requests").json();
-    let codes: Vec<i64> = log.as_array().map(|l| l.iter().filter(|r| r["resource"] == "configmaps").filter_map(|r| r["status"].as_i64()).collect()).unwrap_or_default();
+    let codes: Vec<i64> = log
+        .as_array()
+        .map(|l| l.iter().filter(|r| r["resource"] == "configmaps").filter_map(|r| r["status"].as_i64()).collect())
+        .unwrap_or_default();
     assert_eq!(codes, [429, 200]);
 }

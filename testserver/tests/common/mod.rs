@@ -20,7 +20,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -84,7 +85,14 @@ fn dechunk(raw: &[u8]) -> Vec<u8> {
 }
 
 /// Sends a request and reads the whole reply; `None` when the connection closed without one.
-pub fn try_request(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &[u8], extra: &[(&str, &str)]) -> Option<Reply> {
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> Option<Reply> {
     let mut s = connect(addr);
     write_request(&mut s, method, path, content_type, body, extra);
     let mut r = BufReader::new(s);
@@ -93,13 +101,17 @@ pub fn try_request(addr: SocketAddr, method: &str, path: &str, content_type: &st
     let _ = r.read_to_end(&mut raw);
     let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     let body = if chunked { dechunk(&raw) } else { raw };
-    let declared = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse::<usize>().ok());
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
     let short = declared.is_some_and(|n| body.len() < n);
     Some(Reply { status, headers, body, short })
 }
 
 pub fn request(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: &[u8]) -> Reply {
-    try_request(addr, method, path, content_type, body, &[]).unwrap_or_else(|| panic!("{method} {path}: connection closed without a reply"))
+    try_request(addr, method, path, content_type, body, &[])
+        .unwrap_or_else(|| panic!("{method} {path}: connection closed without a reply"))
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
