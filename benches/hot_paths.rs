@@ -63,7 +63,9 @@ fn object_bench(c: &mut Criterion) {
     // A big CRD-like text, as chunked above the threshold.
     let mut big = String::new();
     for i in 0..20_000 {
-        big.push_str(&format!("      field{i}:\n        description: The {i}th field of a large schema.\n        type: string\n"));
+        big.push_str(&format!(
+            "      field{i}:\n        description: The {i}th field of a large schema.\n        type: string\n"
+        ));
     }
     let params = Config::new(RepoId([0; 32]), String::new()).chunking;
     let mut g = c.benchmark_group("chunk");
@@ -97,16 +99,36 @@ fn index_bench(c: &mut Criterion) {
     for n in [1_000_000usize, 10_000_000] {
         // A sorted table of n ids cut into blocks, as one index file holds it.
         let step = u128::MAX / (n as u128 + 1);
-        let frame = IndexFrame { pack: PackId([1; 32]), pack_kind: PackKind::Data, offset: 8, sealed_length: 100, raw_length: 1 << 20, compression: Compression::Zstd, frame_id: FrameId([2; 32]) };
+        let frame = IndexFrame {
+            pack: PackId([1; 32]),
+            pack_kind: PackKind::Data,
+            offset: 8,
+            sealed_length: 100,
+            raw_length: 1 << 20,
+            compression: Compression::Zstd,
+            frame_id: FrameId([2; 32]),
+        };
         let mut blocks = Vec::with_capacity(n / BLOCK_ENTRIES + 1);
         let mut footer = IndexFooter::default();
         let mut k = 0usize;
         while k < n {
             let end = (k + BLOCK_ENTRIES).min(n);
             let entries: Vec<IndexEntry> = (k..end)
-                .map(|j| IndexEntry { id: BlobId((step * (j as u128 + 1)).to_be_bytes()), frame: 0, blob_type: BlobType::Desired, raw_offset: 0, raw_length: 100 })
+                .map(|j| IndexEntry {
+                    id: BlobId((step * (j as u128 + 1)).to_be_bytes()),
+                    frame: 0,
+                    blob_type: BlobType::Desired,
+                    raw_offset: 0,
+                    raw_length: 100,
+                })
                 .collect();
-            footer.blocks.push(BlockRef { first: entries[0].id, last: entries[entries.len() - 1].id, offset: 0, sealed_length: 0, entries: entries.len() as u32 });
+            footer.blocks.push(BlockRef {
+                first: entries[0].id,
+                last: entries[entries.len() - 1].id,
+                offset: 0,
+                sealed_length: 0,
+                entries: entries.len() as u32,
+            });
             blocks.push(IndexBlock { frames: vec![frame.clone()], entries });
             k = end;
         }
@@ -131,7 +153,8 @@ fn engine_bench(c: &mut Criterion) {
     let no_cache = OpenOptions { no_cache: true, ..Default::default() };
     let mut repo = Repository::open(backend.clone(), b"pw", &no_cache).expect("open");
 
-    let blobs: Vec<Vec<u8>> = (0..10_000).map(|i| canonical_json(&split(deployment(i, "nginx:1.27")).desired)).collect();
+    let blobs: Vec<Vec<u8>> =
+        (0..10_000).map(|i| canonical_json(&split(deployment(i, "nginx:1.27")).desired)).collect();
     let total: usize = blobs.iter().map(Vec::len).sum();
     let mut g = c.benchmark_group("packer");
     g.throughput(Throughput::Bytes(total as u64));
@@ -169,7 +192,9 @@ fn engine_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("tree");
     g.bench_function("diff two 100k-object snapshots differing in 10", |bench| {
         bench.iter(|| {
-            let changes = kubesnap::repo::tree::diff_snapshots(&repo, &ma.roots, &mb.roots, &kubesnap::repo::tree::same_desired).expect("diff");
+            let changes =
+                kubesnap::repo::tree::diff_snapshots(&repo, &ma.roots, &mb.roots, &kubesnap::repo::tree::same_desired)
+                    .expect("diff");
             assert_eq!(changes.len(), 10);
             changes
         })

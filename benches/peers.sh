@@ -136,5 +136,8 @@ for k in size total last unchanged restore; do
     b=$(best $k); eval "v=\${$k[kubesnap]}"
     printf '  %-10s %6.2fx  (kubesnap %s, best peer %s)\n' "$k" "$(echo "scale=4; $v / $b" | bc)" "$v" "$b"
 done
-printf '\nkubesnap restore read: %s\n' "$(cat "$work/kubesnap-io.txt" | grep '^io:' || true)"
+# diff of the last two days (whole command: process start and the key derivation included).
+s=$(now); "$KUBESNAP" --repo "$kdir" --cache-dir "$work/kcache" diff latest~1 latest -q --cluster bench >/dev/null; e=$(now)
+printf '\nkubesnap diff of the last two days: %s s (whole command)\n' "$(secs "$s" "$e")"
+printf 'kubesnap restore read: %s\n' "$(cat "$work/kubesnap-io.txt" | grep '^io:' || true)"
 printf 'kubesnap KDF (Argon2id defaults, m=19 MiB t=2 p=1) per command: %s s\n' "$kdf"

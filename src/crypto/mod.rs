@@ -89,6 +89,22 @@ impl MasterKey {
         BlobId(id)
     }
 
+    /// The source tag of an object (see `format::tree::ResourceEntry::source_tag`): 8 bytes of
+    /// keyed BLAKE3 over a version string, the source variant (what produced the object and how:
+    /// a live cluster, with or without Secret redaction...), the identity, uid and
+    /// resourceVersion, each followed by a zero byte.
+    pub fn source_tag(&self, variant: &str, identity: [&str; 4], uid: &str, resource_version: &str) -> [u8; 8] {
+        let mut h = blake3::Hasher::new_keyed(&self.id_key);
+        h.update(b"kubesnap source tag v1\0");
+        for part in [variant].into_iter().chain(identity).chain([uid, resource_version]) {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&h.finalize().as_bytes()[..8]);
+        t
+    }
+
     /// The 32-bit boundary hash of a tree key (see `repo::tree`).
     pub fn tree_hash(&self, level: u8, key: &[u8]) -> u32 {
         let mut h = blake3::Hasher::new_keyed(&self.tree_key);

@@ -10,7 +10,8 @@
 //! node     = version u8 (=1) || level u8 || kind u8 (1 leaf, 2 internal) || count varint || entries
 //! leaf     = key || tag u8 || value          (tag 1: subtree, 2: resource)
 //! subtree  = node id[16] || resources varint
-//! resource = flags u8 (bit 0 owned, bit 1 has server part) || part(desired) || [part(server)]
+//! resource = flags u8 (bit 0 owned, bit 1 has server part, bit 2 has source tag)
+//!            || [source tag[8]] || part(desired) || [part(server)]
 //! part     = size varint || blob count varint || blob id[16]*count
 //! internal = key (first key below the child) || child id[16] || resources varint
 //! key      = length varint || UTF-8 bytes; keys strictly ascending (bytewise) within a node
@@ -69,6 +70,10 @@ pub struct PartRef {
 pub struct ResourceEntry {
     /// The object has an ownerReference with `controller: true`.
     pub owned: bool,
+    /// A keyed hash of the object's identity, `metadata.uid` and `metadata.resourceVersion` as
+    /// read from a live cluster (see `format-spec/06-trees.md`): the next snapshot reuses this
+    /// entry, without reading the object again, when the tag is unchanged.
+    pub source_tag: Option<[u8; 8]>,
     pub desired: PartRef,
     pub server: Option<PartRef>,
 }
@@ -150,7 +155,14 @@ impl Node {
                         }
                         Value::Resource(e) => {
                             out.push(TAG_RESOURCE);
-                            out.push(u8::from(e.owned) | (u8::from(e.server.is_some()) << 1));
+                            out.push(
+                                u8::from(e.owned)
+                                    | (u8::from(e.server.is_some()) << 1)
+                                    | (u8::from(e.source_tag.is_some()) << 2),
+                            );
+                            if let Some(t) = &e.source_tag {
+                                out.extend_from_slice(t);
+                            }
                             put_part(&mut out, &e.desired);
                             if let Some(s) = &e.server {
                                 put_part(&mut out, s);
@@ -203,12 +215,19 @@ impl Node {
                         }
                         (TAG_RESOURCE, Level::Names) => {
                             let flags = r.u8()?;
-                            if flags & !3 != 0 {
+                            if flags & !7 != 0 {
                                 return Err(r.err("unknown resource flags"));
                             }
+                            let source_tag = if flags & 4 != 0 {
+                                let mut t = [0u8; 8];
+                                t.copy_from_slice(r.bytes(8)?);
+                                Some(t)
+                            } else {
+                                None
+                            };
                             let desired = get_part(&mut r)?;
                             let server = if flags & 2 != 0 { Some(get_part(&mut r)?) } else { None };
-                            Value::Resource(ResourceEntry { owned: flags & 1 != 0, desired, server })
+                            Value::Resource(ResourceEntry { owned: flags & 1 != 0, source_tag, desired, server })
                         }
                         _ => return Err(r.err("value type does not belong at this level")),
                     };

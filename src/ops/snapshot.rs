@@ -91,7 +91,12 @@ struct Remembered {
 impl Remembered {
     fn entry(&self) -> ResourceEntry {
         let part = |(size, blobs): &(u64, Vec<BlobId>)| PartRef { size: *size, blobs: blobs.clone() };
-        ResourceEntry { owned: self.owned, desired: part(&self.desired), server: self.server.as_ref().map(part) }
+        ResourceEntry {
+            owned: self.owned,
+            source_tag: None,
+            desired: part(&self.desired),
+            server: self.server.as_ref().map(part),
+        }
     }
 }
 
@@ -156,6 +161,19 @@ fn prepare_part(key: &MasterKey, chunking: &Chunking, bytes: Vec<u8>, whole_type
     PreparedPart { size, blobs }
 }
 
+fn is_crd(r: &ResourceRef) -> bool {
+    r.group == "apiextensions.k8s.io" && r.kind == "CustomResourceDefinition"
+}
+
+/// The identity and source tag of an object that has a uid and a resourceVersion.
+fn source_tag_of(key: &MasterKey, variant: &str, value: &serde_json::Value) -> Option<(ResourceRef, [u8; 8])> {
+    let r = identity_of(value).ok()?;
+    let uid = value.pointer("/metadata/uid")?.as_str()?;
+    let rv = value.pointer("/metadata/resourceVersion")?.as_str()?;
+    let tag = key.source_tag(variant, [&r.group, &r.kind, &r.namespace, &r.name], uid, rv);
+    Some((r, tag))
+}
+
 fn crd_type(value: &serde_json::Value) -> Option<TypeInfo> {
     let t = TypeTable::type_from_crd(value)?;
     Some(TypeInfo {
@@ -179,11 +197,7 @@ fn prepare(
 ) -> std::result::Result<Prepared, String> {
     let resource = identity_of(&value).map_err(|e| e.to_string())?;
     let owned = is_controller_owned(&value);
-    let crd = if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
-        crd_type(&value)
-    } else {
-        None
-    };
+    let crd = if is_crd(&resource) { crd_type(&value) } else { None };
     let parts = split(value);
     let desired = prepare_part(key, chunking, canonical_json(&parts.desired), BlobType::Desired);
     let server = parts.server.map(|s| prepare_part(key, chunking, canonical_json(&s), BlobType::Server));
@@ -321,7 +335,7 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                     let mut rows = Vec::with_capacity(prepared.len());
                     for p in prepared {
                         let (doc, crd, resource) = (p.doc, p.crd.clone(), p.resource.clone());
-                        match writer.add_prepared(repo, origin(doc), p) {
+                        match writer.add_prepared(repo, origin(doc), p, None) {
                             Ok(e) => rows.push(Remembered {
                                 resource,
                                 doc,
@@ -404,6 +418,11 @@ pub struct SnapshotMeta {
 /// [`commit`]: SnapshotWriter::commit
 pub struct SnapshotWriter {
     data: Packer,
+    /// The source variant for source tags (None: objects get no tag, as from dump folders).
+    tag_variant: Option<String>,
+    /// The previous snapshot's entries by source tag: objects whose tag is unchanged are
+    /// reused without being canonicalised, hashed or looked up again.
+    reuse: std::collections::HashMap<[u8; 8], ResourceEntry>,
     /// (resource, entry, origin): origin is the caller's number for where the object came from,
     /// named in errors (two objects with one identity).
     staged: Vec<(ResourceRef, ResourceEntry, u64)>,
@@ -418,7 +437,34 @@ impl Default for SnapshotWriter {
 
 impl SnapshotWriter {
     pub fn new() -> SnapshotWriter {
-        SnapshotWriter { data: Packer::new(PackKind::Data), staged: Vec::new(), types: Vec::new() }
+        SnapshotWriter {
+            data: Packer::new(PackKind::Data),
+            tag_variant: None,
+            reuse: Default::default(),
+            staged: Vec::new(),
+            types: Vec::new(),
+        }
+    }
+
+    /// Gives objects with a uid and a resourceVersion a source tag under `variant` (what
+    /// produced them and how, e.g. `cluster` or `cluster redact-secrets`): a later snapshot of the
+    /// same variant reuses their entries while the tag is unchanged. For sources that serve
+    /// objects exactly as the API server stores them; never for dump folders, whose tools may
+    /// rewrite an object without changing its resourceVersion.
+    pub fn with_source_tags(mut self, variant: &str) -> SnapshotWriter {
+        self.tag_variant = Some(variant.to_owned());
+        self
+    }
+
+    /// Loads the source tags of a previous snapshot (of the same cluster) for reuse.
+    pub fn reuse_unchanged_from(&mut self, repo: &Repository, parent: &crate::format::snapshot::Roots) -> Result<()> {
+        let reuse = &mut self.reuse;
+        tree::walk_snapshot(repo, parent, &mut |_, e| {
+            if let Some(t) = e.source_tag {
+                reuse.insert(t, e);
+            }
+            Ok(())
+        })
     }
 
     /// Objects staged so far.
@@ -443,14 +489,31 @@ impl SnapshotWriter {
         origin: u64,
         value: serde_json::Value,
     ) -> Result<std::result::Result<(), String>> {
+        let tagged = self.tag_variant.as_deref().and_then(|v| source_tag_of(repo.key(), v, &value));
+        if let Some((resource, tag)) = &tagged {
+            if let Some(e) = self.reuse.get(tag) {
+                // The entry comes from a committed snapshot of this repository, whose blobs are
+                // stored: it is reused as it is, without reading or looking up anything.
+                let (resource, entry) = (resource.clone(), e.clone());
+                let crd = if is_crd(&resource) { crd_type(&value) } else { None };
+                self.add_entry(origin, resource, entry, crd);
+                return Ok(Ok(()));
+            }
+        }
         let chunking = repo.config().chunking.clone();
         match prepare(repo.key(), &chunking, 0, value) {
-            Ok(p) => self.add_prepared(repo, origin, p).map(|_| Ok(())),
+            Ok(p) => self.add_prepared(repo, origin, p, tagged.map(|(_, t)| t)).map(|_| Ok(())),
             Err(reason) => Ok(Err(reason)),
         }
     }
 
-    fn add_prepared(&mut self, repo: &Repository, origin: u64, p: Prepared) -> Result<ResourceEntry> {
+    fn add_prepared(
+        &mut self,
+        repo: &Repository,
+        origin: u64,
+        p: Prepared,
+        source_tag: Option<[u8; 8]>,
+    ) -> Result<ResourceEntry> {
         let data = &mut self.data;
         let mut store = |part: PreparedPart, which: u8| -> Result<PartRef> {
             let mut ids = Vec::with_capacity(part.blobs.len());
@@ -464,7 +527,7 @@ impl SnapshotWriter {
         };
         let desired = store(p.desired, 1)?;
         let server = p.server.map(|s| store(s, 2)).transpose()?;
-        let entry = ResourceEntry { owned: p.owned, desired, server };
+        let entry = ResourceEntry { owned: p.owned, source_tag, desired, server };
         self.add_entry(origin, p.resource, entry.clone(), p.crd);
         Ok(entry)
     }
@@ -485,7 +548,7 @@ impl SnapshotWriter {
         meta: SnapshotMeta,
         origin_name: &dyn Fn(u64) -> String,
     ) -> Result<SnapshotReport> {
-        let SnapshotWriter { mut data, mut staged, mut types } = self;
+        let SnapshotWriter { mut data, mut staged, mut types, .. } = self;
         if meta.cluster.is_empty() {
             return Err(Error::Usage("the cluster name must not be empty".into()));
         }

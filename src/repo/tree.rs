@@ -141,7 +141,7 @@ impl<'a> TreeWriter<'a> {
 }
 
 fn placeholder() -> ResourceEntry {
-    ResourceEntry { owned: false, desired: PartRef::default(), server: None }
+    ResourceEntry { owned: false, source_tag: None, desired: PartRef::default(), server: None }
 }
 
 /// Maximal runs of consecutive items with an equal key.

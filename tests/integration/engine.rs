@@ -111,3 +111,59 @@ fn unusable_key_files_do_not_block_the_others() {
     repo.add_key(b"second", CHEAP).unwrap();
     Repository::open(repo_at(d.path()), b"second", &OpenOptions { no_cache: true, ..Default::default() }).unwrap();
 }
+
+#[test]
+fn unchanged_live_objects_are_reused_by_source_tag() {
+    use kubesnap::ops::snapshot::{SnapshotMeta, SnapshotWriter};
+    use serde_json::json;
+    let d = tempfile::tempdir().unwrap();
+    Repository::init(repo_at(d.path()), b"pw", CHEAP, |_| {}).unwrap();
+    let mut repo = open(d.path());
+    let cm = |name: &str, rv: &str, value: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns1", "uid": format!("uid-{name}"), "resourceVersion": rv}, "data": {"k": value}});
+    let commit = |repo: &mut Repository, objects: Vec<serde_json::Value>| {
+        let mut w = SnapshotWriter::new().with_source_tags("cluster");
+        if let Some(p) = repo.snapshots().last() {
+            let m = repo.load_manifest(&p.id).unwrap();
+            w.reuse_unchanged_from(repo, &m.roots).unwrap();
+        }
+        for (i, o) in objects.into_iter().enumerate() {
+            w.add_value(repo, i as u64, o).unwrap().unwrap();
+        }
+        let meta = SnapshotMeta { cluster: "c".into(), time: chrono::Utc::now(), ..Default::default() };
+        w.commit(repo, meta, &|o| o.to_string()).unwrap()
+    };
+    let first = commit(&mut repo, vec![cm("a", "1", "one"), cm("b", "1", "one")]);
+    // b changed (new resourceVersion); a is served with its old resourceVersion: reused as
+    // stored, without its content being read again (an API server never changes an object
+    // without a new resourceVersion).
+    let second = commit(&mut repo, vec![cm("a", "1", "IGNORED"), cm("b", "2", "two")]);
+    assert_eq!((second.added, second.removed, second.modified), (0, 0, 1));
+    let d = kubesnap::ops::diff::diff(&repo, &first.id, &second.id, &Default::default()).unwrap();
+    assert_eq!(d.modified.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["b"]);
+    let m = repo.load_manifest(&second.id).unwrap();
+    let mut values = Vec::new();
+    kubesnap::repo::tree::walk_snapshot(&repo, &m.roots, &mut |r, e| {
+        assert!(e.source_tag.is_some(), "live objects carry a source tag");
+        values
+            .push((r.name, kubesnap::ops::read_resource(&repo, &e, false)?["data"]["k"].as_str().unwrap().to_owned()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(values, vec![("a".to_owned(), "one".to_owned()), ("b".to_owned(), "two".to_owned())]);
+}
+
+#[test]
+fn dump_folders_get_no_source_tags() {
+    let d = tempfile::tempdir().unwrap();
+    Repository::init(repo_at(d.path()), b"pw", CHEAP, |_| {}).unwrap();
+    let src = d.path().join("src");
+    synthetic_cluster(&src, 0);
+    let mut repo = open(d.path());
+    snap(&mut repo, &src);
+    let m = repo.load_manifest(&repo.snapshots()[0].id).unwrap();
+    kubesnap::repo::tree::walk_snapshot(&repo, &m.roots, &mut |_, e| {
+        assert!(e.source_tag.is_none());
+        Ok(())
+    })
+    .unwrap();
+}

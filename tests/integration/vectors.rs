@@ -93,6 +93,7 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
                 "web".into(),
                 TreeValue::Resource(ResourceEntry {
                     owned: false,
+                    source_tag: Some([0x7a; 8]),
                     desired: PartRef { size: 100, blobs: vec![bid(0xaa)] },
                     server: Some(PartRef { size: 50, blobs: vec![bid(0xbb)] }),
                 }),
@@ -101,13 +102,14 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
                 "web-7d9f".into(),
                 TreeValue::Resource(ResourceEntry {
                     owned: true,
+                    source_tag: None,
                     desired: PartRef { size: 70000, blobs: vec![bid(1), bid(2)] },
                     server: None,
                 }),
             ),
         ]),
     };
-    v.push(("tree leaf at level Names".into(), leaf.encode(), json!({"web": {"owned": false, "desired": {"size": 100, "blobs": ["aa".repeat(16)]}, "server": {"size": 50, "blobs": ["bb".repeat(16)]}}, "web-7d9f": {"owned": true, "desired": {"size": 70000, "blobs": ["01".repeat(16), "02".repeat(16)]}}})));
+    v.push(("tree leaf at level Names".into(), leaf.encode(), json!({"web": {"owned": false, "source_tag": "7a".repeat(8), "desired": {"size": 100, "blobs": ["aa".repeat(16)]}, "server": {"size": 50, "blobs": ["bb".repeat(16)]}}, "web-7d9f": {"owned": true, "desired": {"size": 70000, "blobs": ["01".repeat(16), "02".repeat(16)]}}})));
     let subtrees = Node {
         level: Level::Namespaces,
         body: NodeBody::Leaf(vec![("shop".into(), TreeValue::Subtree { id: bid(0xcc), resources: 12 })]),
@@ -141,6 +143,11 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
         "chunker seed (u64 little-endian of the first 8 bytes)".into(),
         master().chunker_seed().to_le_bytes().to_vec(),
         json!(master().chunker_seed().to_string()),
+    ));
+    v.push((
+        "source tag (variant \"cluster\", apps/Deployment/shop/web, uid u-1, resourceVersion 42)".into(),
+        master().source_tag("cluster", ["apps", "Deployment", "shop", "web"], "u-1", "42").to_vec(),
+        json!("first 8 bytes of keyed BLAKE3 (blob id key) over \"kubesnap source tag v1\" 00 and the six strings, each followed by 00"),
     ));
     v.push((
         "blob id of \"hello\"".into(),
