@@ -63,7 +63,8 @@ impl Level {
 pub struct PartRef {
     /// Uncompressed size of the whole part.
     pub size: u64,
-    pub blobs: Vec<BlobId>,
+    /// Almost always one blob: kept inline, so a million entries are not a million allocations.
+    pub blobs: smallvec::SmallVec<[BlobId; 1]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -129,7 +130,7 @@ fn get_part(r: &mut Reader<'_>) -> Result<PartRef, FormatError> {
     if n == 0 {
         return Err(r.err("a part needs at least one blob"));
     }
-    let mut blobs = Vec::with_capacity(n);
+    let mut blobs = smallvec::SmallVec::with_capacity(n);
     for _ in 0..n {
         blobs.push(BlobId(r.id16()?));
     }

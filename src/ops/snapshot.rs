@@ -90,7 +90,7 @@ struct Remembered {
 
 impl Remembered {
     fn entry(&self) -> ResourceEntry {
-        let part = |(size, blobs): &(u64, Vec<BlobId>)| PartRef { size: *size, blobs: blobs.clone() };
+        let part = |(size, blobs): &(u64, Vec<BlobId>)| PartRef { size: *size, blobs: blobs.iter().copied().collect() };
         ResourceEntry {
             owned: self.owned,
             source_tag: None,
@@ -340,8 +340,8 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                                 resource,
                                 doc,
                                 owned: e.owned,
-                                desired: (e.desired.size, e.desired.blobs.clone()),
-                                server: e.server.as_ref().map(|s| (s.size, s.blobs.clone())),
+                                desired: (e.desired.size, e.desired.blobs.to_vec()),
+                                server: e.server.as_ref().map(|s| (s.size, s.blobs.to_vec())),
                                 crd,
                             }),
                             Err(e) => {
@@ -396,6 +396,24 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     Ok(report)
 }
 
+/// Source tags are keyed hashes already: the reuse map uses them as they are.
+#[derive(Default)]
+pub struct TagHasher(u64);
+
+impl std::hash::Hasher for TagHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// What a snapshot is, besides its resources.
 #[derive(Clone, Debug, Default)]
 pub struct SnapshotMeta {
@@ -422,7 +440,7 @@ pub struct SnapshotWriter {
     tag_variant: Option<String>,
     /// The previous snapshot's entries by source tag: objects whose tag is unchanged are
     /// reused without being canonicalised, hashed or looked up again.
-    reuse: std::collections::HashMap<[u8; 8], ResourceEntry>,
+    reuse: std::collections::HashMap<u64, ResourceEntry, std::hash::BuildHasherDefault<TagHasher>>,
     /// (resource, entry, origin): origin is the caller's number for where the object came from,
     /// named in errors (two objects with one identity).
     staged: Vec<(ResourceRef, ResourceEntry, u64)>,
@@ -461,7 +479,7 @@ impl SnapshotWriter {
         let reuse = &mut self.reuse;
         tree::walk_snapshot(repo, parent, &mut |_, e| {
             if let Some(t) = e.source_tag {
-                reuse.insert(t, e);
+                reuse.insert(u64::from_le_bytes(t), e);
             }
             Ok(())
         })
@@ -491,7 +509,7 @@ impl SnapshotWriter {
     ) -> Result<std::result::Result<(), String>> {
         let tagged = self.tag_variant.as_deref().and_then(|v| source_tag_of(repo.key(), v, &value));
         if let Some((resource, tag)) = &tagged {
-            if let Some(e) = self.reuse.get(tag) {
+            if let Some(e) = self.reuse.get(&u64::from_le_bytes(*tag)) {
                 // The entry comes from a committed snapshot of this repository, whose blobs are
                 // stored: it is reused as it is, without reading or looking up anything.
                 let (resource, entry) = (resource.clone(), e.clone());
@@ -516,7 +534,7 @@ impl SnapshotWriter {
     ) -> Result<ResourceEntry> {
         let data = &mut self.data;
         let mut store = |part: PreparedPart, which: u8| -> Result<PartRef> {
-            let mut ids = Vec::with_capacity(part.blobs.len());
+            let mut ids = smallvec::SmallVec::with_capacity(part.blobs.len());
             for (i, (id, t, bytes)) in part.blobs.into_iter().enumerate() {
                 if !data.contains(&id) && repo.locate(&id)?.is_none() {
                     data.add(repo, id, t, bytes, sort_key(&p.resource, t, which, i))?;

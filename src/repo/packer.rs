@@ -118,7 +118,8 @@ impl Packer {
         // Compress and seal on every core, a wave of frames at a time; each wave's blobs are
         // dropped once sealed and packs are written as they fill, so memory stays near the
         // buffer's size instead of several copies of it.
-        let level = params.zstd_level;
+        // Tree nodes are mostly ids, which do not compress: a high level only costs time there.
+        let level = if self.kind == PackKind::Tree { params.zstd_level.min(6) } else { params.zstd_level };
         let kind = self.kind;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
         let pack_target = params.pack_target as usize;

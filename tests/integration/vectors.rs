@@ -94,8 +94,8 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
                 TreeValue::Resource(ResourceEntry {
                     owned: false,
                     source_tag: Some([0x7a; 8]),
-                    desired: PartRef { size: 100, blobs: vec![bid(0xaa)] },
-                    server: Some(PartRef { size: 50, blobs: vec![bid(0xbb)] }),
+                    desired: PartRef { size: 100, blobs: [bid(0xaa)].into_iter().collect() },
+                    server: Some(PartRef { size: 50, blobs: [bid(0xbb)].into_iter().collect() }),
                 }),
             ),
             (
@@ -103,7 +103,7 @@ fn vectors() -> Vec<(String, Vec<u8>, Value)> {
                 TreeValue::Resource(ResourceEntry {
                     owned: true,
                     source_tag: None,
-                    desired: PartRef { size: 70000, blobs: vec![bid(1), bid(2)] },
+                    desired: PartRef { size: 70000, blobs: [bid(1), bid(2)].into_iter().collect() },
                     server: None,
                 }),
             ),
