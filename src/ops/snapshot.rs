@@ -119,6 +119,17 @@ fn memo_aad(source_key: &[u8; 32]) -> Vec<u8> {
     a
 }
 
+/// Parses a file that was read, or says why it could not be.
+fn parse_read(key: &MasterKey, chunking: &Chunking, rel: &std::path::Path, read: std::io::Result<Vec<u8>>) -> Outcome {
+    match read {
+        Ok(bytes) => parse_prepared(key, chunking, rel, bytes),
+        Err(e) => Outcome::Parsed(
+            Vec::new(),
+            vec![DocError { file: rel.display().to_string(), doc: 0, line: 0, message: format!("cannot read: {e}") }],
+        ),
+    }
+}
+
 /// Files a worker reads per batch.
 const BATCH: usize = 64;
 
@@ -269,18 +280,9 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                         .and_then(|k| Some((k, remembered.next().flatten()?)))
                         .and_then(|(k, sealed)| key.open(&memo_aad(&k), &sealed).ok())
                         .and_then(|b| serde_json::from_slice::<Vec<Remembered>>(&b).ok());
-                    let outcome = match (bytes, hit) {
-                        (_, Some(r)) => Outcome::Reused(r),
-                        (Ok(bytes), None) => parse_prepared(key, chunking, rel, bytes),
-                        (Err(e), None) => Outcome::Parsed(
-                            Vec::new(),
-                            vec![DocError {
-                                file: rel.display().to_string(),
-                                doc: 0,
-                                line: 0,
-                                message: format!("cannot read: {e}"),
-                            }],
-                        ),
+                    let outcome = match hit {
+                        Some(r) => Outcome::Reused(r),
+                        None => parse_read(key, chunking, rel, bytes),
                     };
                     msgs.push(FileMessage { file: i, key: k, outcome });
                 }
@@ -307,18 +309,7 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
                 });
                 if !all_there {
                     let rel = &files[msg.file];
-                    outcome = match std::fs::read(root.join(rel)) {
-                        Ok(bytes) => parse_prepared(&key, &chunking, rel, bytes),
-                        Err(e) => Outcome::Parsed(
-                            Vec::new(),
-                            vec![DocError {
-                                file: rel.display().to_string(),
-                                doc: 0,
-                                line: 0,
-                                message: format!("cannot read: {e}"),
-                            }],
-                        ),
-                    };
+                    outcome = parse_read(&key, &chunking, rel, std::fs::read(root.join(rel)));
                 }
             }
             let origin = |doc: usize| ((msg.file as u64) << 32) | doc as u64;
