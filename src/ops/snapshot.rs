@@ -387,6 +387,24 @@ pub fn snapshot_dir(repo: &mut Repository, opts: &SnapshotOptions, progress: &dy
     Ok(report)
 }
 
+/// Reorders `items` so that position k holds what was at `order[k]`, moving each item once.
+fn permute<T>(items: &mut [T], mut order: Vec<u32>) {
+    for start in 0..items.len() {
+        // Follow the cycle through `start`; a visited position is marked by pointing at itself.
+        let mut cur = start;
+        while order[cur] as usize != start {
+            let next = order[cur] as usize;
+            if next == cur {
+                break;
+            }
+            items.swap(cur, next);
+            order[cur] = cur as u32;
+            cur = next;
+        }
+        order[cur] = cur as u32;
+    }
+}
+
 /// Source tags are keyed hashes already: the reuse map uses them as they are.
 #[derive(Default)]
 pub struct TagHasher(u64);
@@ -434,7 +452,9 @@ pub struct SnapshotWriter {
     reuse: std::collections::HashMap<u64, ResourceEntry, std::hash::BuildHasherDefault<TagHasher>>,
     /// (resource, entry, origin): origin is the caller's number for where the object came from,
     /// named in errors (two objects with one identity).
-    staged: Vec<(ResourceRef, ResourceEntry, u64)>,
+    staged: Vec<(ResourceRef, ResourceEntry)>,
+    /// Where each staged object came from (parallel to `staged`).
+    origins: Vec<u64>,
     types: Vec<TypeInfo>,
 }
 
@@ -451,6 +471,7 @@ impl SnapshotWriter {
             tag_variant: None,
             reuse: Default::default(),
             staged: Vec::new(),
+            origins: Vec::new(),
             types: Vec::new(),
         }
     }
@@ -468,11 +489,10 @@ impl SnapshotWriter {
     /// Loads the source tags of a previous snapshot (of the same cluster) for reuse.
     pub fn reuse_unchanged_from(&mut self, repo: &Repository, parent: &crate::format::snapshot::Roots) -> Result<()> {
         let reuse = &mut self.reuse;
-        tree::walk_snapshot(repo, parent, &mut |_, e| {
+        tree::walk_entries(repo, parent, &mut |e| {
             if let Some(t) = e.source_tag {
-                reuse.insert(u64::from_le_bytes(t), e);
+                reuse.insert(u64::from_le_bytes(t), e.clone());
             }
-            Ok(())
         })
     }
 
@@ -546,7 +566,8 @@ impl SnapshotWriter {
         if let Some(t) = crd {
             self.types.push(t);
         }
-        self.staged.push((resource, entry, origin));
+        self.staged.push((resource, entry));
+        self.origins.push(origin);
     }
 
     /// Writes the tree, packs, index file and manifest, then commits the snapshot. Two objects
@@ -557,20 +578,29 @@ impl SnapshotWriter {
         meta: SnapshotMeta,
         origin_name: &dyn Fn(u64) -> String,
     ) -> Result<SnapshotReport> {
-        let SnapshotWriter { mut data, mut staged, mut types, .. } = self;
+        let SnapshotWriter { mut data, mut staged, origins, mut types, .. } = self;
         if meta.cluster.is_empty() {
             return Err(Error::Usage("the cluster name must not be empty".into()));
         }
-        staged.sort_unstable_by(|a, b| tree::tree_order(&a.0, &b.0).then(a.2.cmp(&b.2)));
-        if let Some(w) = staged.windows(2).find(|w| w[0].0 == w[1].0) {
+        // Sort an index, then move each entry once: entries are large, and a million of them
+        // moved at every step of a sort costs more than the comparisons.
+        let mut order: Vec<u32> = (0..staged.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            tree::tree_order(&staged[a].0, &staged[b].0).then(origins[a].cmp(&origins[b]))
+        });
+        let origins: Vec<u64> = order.iter().map(|&i| origins[i as usize]).collect();
+        permute(&mut staged, order);
+        if let Some(i) = staged.windows(2).position(|w| w[0].0 == w[1].0) {
+            let w = &staged[i..i + 2];
             return Err(Error::InvalidInput(format!(
                 "{} is defined twice: {} and {}",
                 w[0].0.display(),
-                origin_name(w[0].2),
-                origin_name(w[1].2)
+                origin_name(origins[i]),
+                origin_name(origins[i + 1])
             )));
         }
-        let entries: Vec<(ResourceRef, ResourceEntry)> = staged.into_iter().map(|(r, e, _)| (r, e)).collect();
+        let entries = staged;
         let objects = entries.len() as u64;
         let desired_bytes = entries.iter().map(|(_, e)| e.desired.size).sum();
         let server_bytes = entries.iter().map(|(_, e)| e.server.as_ref().map_or(0, |s| s.size)).sum();
@@ -680,4 +710,26 @@ pub fn compact_index(repo: &mut Repository) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permute;
+
+    #[test]
+    fn permute_moves_each_item_to_its_place() {
+        let mut seed = 7u64;
+        for n in [0usize, 1, 2, 3, 10, 257] {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            for i in (1..n).rev() {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                order.swap(i, (seed >> 33) as usize % (i + 1));
+            }
+            let items: Vec<u32> = (0..n as u32).map(|i| i * 10).collect();
+            let want: Vec<u32> = order.iter().map(|&i| items[i as usize]).collect();
+            let mut got = items.clone();
+            permute(&mut got, order);
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
 }

@@ -254,6 +254,42 @@ pub fn walk(
     Ok(())
 }
 
+/// Calls `f` for every resource entry below a root, without building names (for loading the
+/// previous snapshot's source tags, where only the entries matter).
+pub fn walk_entries(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(&ResourceEntry)) -> Result<()> {
+    fn visit(repo: &Repository, id: &BlobId, level: Level, f: &mut dyn FnMut(&ResourceEntry)) -> Result<()> {
+        let node = read_node(repo, id, level)?;
+        match &node.body {
+            NodeBody::Internal(children) => {
+                for c in children {
+                    visit(repo, &c.id, level, f)?;
+                }
+            }
+            NodeBody::Leaf(entries) => {
+                for (_, v) in entries {
+                    match v {
+                        Value::Resource(e) => f(e),
+                        Value::Subtree { id, .. } => {
+                            let child = level
+                                .child()
+                                .ok_or_else(|| Error::corrupt("tree node", id.to_hex(), "subtree below names"))?;
+                            visit(repo, id, child, f)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    if let Some(c) = &roots.cluster {
+        visit(repo, c, Level::Groups, f)?;
+    }
+    if let Some(n) = &roots.namespaces {
+        visit(repo, n, Level::Namespaces, f)?;
+    }
+    Ok(())
+}
+
 /// Walks every resource of a snapshot: cluster-scoped first, then namespaced.
 pub fn walk_snapshot(
     repo: &Repository,
