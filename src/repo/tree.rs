@@ -159,6 +159,31 @@ fn runs<K: PartialEq + ?Sized>(
     out
 }
 
+/// The first 16 bytes of `namespace 00 group 00 kind 00 name` (zero-padded) as a big-endian
+/// number. Kubernetes names, namespaces, groups and kinds never contain a zero byte, so where
+/// two prefixes differ they order as [`tree_order`] does; equal prefixes need the full comparison.
+pub fn tree_order_prefix(r: &ResourceRef) -> u128 {
+    let mut buf = [0u8; 16];
+    let mut n = 0;
+    'outer: for (i, part) in [&r.namespace, &r.group, &r.kind, &r.name].into_iter().enumerate() {
+        for &b in part.as_bytes() {
+            if n == 16 {
+                break 'outer;
+            }
+            buf[n] = b;
+            n += 1;
+        }
+        if i < 3 {
+            if n == 16 {
+                break;
+            }
+            buf[n] = 0;
+            n += 1;
+        }
+    }
+    u128::from_be_bytes(buf)
+}
+
 /// The order of resources in a tree: cluster-scoped first, then by namespace, group, kind,
 /// name (bytewise, as node keys are compared).
 pub fn tree_order(a: &ResourceRef, b: &ResourceRef) -> std::cmp::Ordering {
