@@ -94,9 +94,16 @@ fn object_bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// `cargo bench` passes --bench; under `cargo test --all-targets` each bench runs once as a
+/// smoke test, with small inputs.
+fn benching() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 fn index_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("index");
-    for n in [1_000_000usize, 10_000_000] {
+    let sizes: &[usize] = if benching() { &[1_000_000, 10_000_000] } else { &[10_000] };
+    for &n in sizes {
         // A sorted table of n ids cut into blocks, as one index file holds it.
         let step = u128::MAX / (n as u128 + 1);
         let frame = IndexFrame {
@@ -176,9 +183,10 @@ fn engine_bench(c: &mut Criterion) {
     g.finish();
 
     // Two 100k-object snapshots differing in 10 objects.
+    let n = if benching() { 100_000 } else { 2_000 };
     let snap = |repo: &mut Repository, changed: &[usize]| {
         let mut w = SnapshotWriter::new();
-        for i in 0..100_000 {
+        for i in 0..n {
             let image = if changed.contains(&i) { "nginx:1.28" } else { "nginx:1.27" };
             w.add_value(repo, i as u64, deployment(i, image)).expect("store").expect("valid");
         }
@@ -186,7 +194,9 @@ fn engine_bench(c: &mut Criterion) {
         w.commit(repo, meta, &|o| o.to_string()).expect("commit").id
     };
     let a = snap(&mut repo, &[]);
-    let b = snap(&mut repo, &[5, 17_000, 23_456, 40_000, 51_234, 60_001, 70_707, 80_000, 91_919, 99_999]);
+    // Ten objects spread over the snapshot.
+    let changed: Vec<usize> = (0..10).map(|k| k * n / 10 + 3).collect();
+    let b = snap(&mut repo, &changed);
     let ma = repo.load_manifest(&a).expect("manifest");
     let mb = repo.load_manifest(&b).expect("manifest");
     let mut g = c.benchmark_group("tree");

@@ -149,7 +149,10 @@ fn phase(dir: &Path, name: &str, objects: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let objects: usize = std::env::var("SCALE_OBJECTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test, small.
+    let bench = args.iter().any(|a| a == "--bench") || std::env::var_os("SCALE_OBJECTS").is_some();
+    let default = if bench { 1_000_000 } else { 2_000 };
+    let objects: usize = std::env::var("SCALE_OBJECTS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
     if args.len() >= 4 && args[1] == "phase" {
         phase(Path::new(&args[2]), &args[3], objects);
         return;
@@ -167,6 +170,7 @@ fn main() {
         let start = Instant::now();
         let out = std::process::Command::new(&args[0])
             .args(["phase", dir.to_str().expect("utf-8"), name])
+            .env("SCALE_OBJECTS", objects.to_string())
             .output()
             .expect("run phase");
         let secs = start.elapsed().as_secs_f64();
