@@ -166,33 +166,13 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// The strategic-merge-patch merge key of a list field, from its name and items.
-pub fn smp_merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
-    Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "resourceClaims"
-        | "schedulingGates"
-        | "webhooks" => "name",
-        "volumeMounts" => "mountPath",
-        "volumeDevices" => "devicePath",
-        "hostAliases" => "ip",
-        "conditions" => "type",
-        "topologySpreadConstraints" => "topologyKey",
-        "ownerReferences" => "uid",
-        "ports" => {
-            if items.iter().any(|i| i.get("containerPort").is_some()) {
-                "containerPort"
-            } else {
-                "port"
-            }
-        }
-        _ => return None,
-    })
+/// The strategic-merge-patch merge key of a list field, from its name and items: the first key
+/// of the same table server-side apply uses (`fields::builtin_list_type`).
+pub fn smp_merge_key(field: &str, items: &[Value]) -> Option<String> {
+    match crate::fields::builtin_list_type(field, items) {
+        crate::types::ListType::Map(keys) => keys.into_iter().next(),
+        _ => None,
+    }
 }
 
 /// Lists of strings that strategic merge patch merges as sets.
@@ -305,6 +285,7 @@ fn smp_list(field: &str, original: Option<&Value>, patch: &[Value]) -> Result<Ve
     let all: Vec<Value> = orig.iter().chain(patch.iter()).cloned().collect();
     if patch.iter().all(Value::is_object) && !patch.is_empty() {
         if let Some(key) = smp_merge_key(field, &all) {
+            let key = key.as_str();
             if patch.iter().any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace")) {
                 return Ok(patch.iter().filter(|i| i.get("$patch").is_none()).map(strip_directives).collect());
             }
@@ -348,7 +329,7 @@ fn smp_list(field: &str, original: Option<&Value>, patch: &[Value]) -> Result<Ve
 /// `$setElementOrder`: items named in `order` first, in that order, then the rest as they were.
 fn reorder(field: &str, list: &mut Vec<Value>, order: &[Value]) {
     let key = smp_merge_key(field, list);
-    let matches = |item: &Value, o: &Value| match (key, o) {
+    let matches = |item: &Value, o: &Value| match (key.as_deref(), o) {
         (Some(k), Value::Object(_)) => item.get(k).is_some() && item.get(k) == o.get(k),
         _ => item == o,
     };
