@@ -450,6 +450,10 @@ pub struct SnapshotWriter {
     /// The previous snapshot's entries by source tag: objects whose tag is unchanged are
     /// reused without being canonicalised, hashed or looked up again.
     reuse: std::collections::HashMap<u64, ResourceEntry, std::hash::BuildHasherDefault<TagHasher>>,
+    /// The snapshot `reuse` was loaded from, and which staged objects were reused from it
+    /// (parallel to `staged`): the counts against it then need no tree diff.
+    reuse_parent: Option<crate::format::snapshot::Roots>,
+    reused: Vec<bool>,
     /// (resource, entry, origin): origin is the caller's number for where the object came from,
     /// named in errors (two objects with one identity).
     staged: Vec<(ResourceRef, ResourceEntry)>,
@@ -470,6 +474,8 @@ impl SnapshotWriter {
             data: Packer::new(PackKind::Data),
             tag_variant: None,
             reuse: Default::default(),
+            reuse_parent: None,
+            reused: Vec::new(),
             staged: Vec::new(),
             origins: Vec::new(),
             types: Vec::new(),
@@ -488,12 +494,50 @@ impl SnapshotWriter {
 
     /// Loads the source tags of a previous snapshot (of the same cluster) for reuse.
     pub fn reuse_unchanged_from(&mut self, repo: &Repository, parent: &crate::format::snapshot::Roots) -> Result<()> {
-        let reuse = &mut self.reuse;
-        tree::walk_entries(repo, parent, &mut |e| {
-            if let Some(t) = e.source_tag {
-                reuse.insert(u64::from_le_bytes(t), e.clone());
+        // The namespaces are split among the cores: reading a million entries is decompressing,
+        // decoding and hashing, and independent per namespace.
+        let mut parts: Vec<crate::format::snapshot::Roots> =
+            vec![crate::format::snapshot::Roots { cluster: parent.cluster, namespaces: None }];
+        if let Some(n) = &parent.namespaces {
+            for (_, v) in tree::level_entries(repo, n, crate::format::tree::Level::Namespaces)? {
+                if let crate::format::tree::Value::Subtree { id, .. } = v {
+                    // A namespace's subtree is a Groups level, like the cluster-scoped root.
+                    parts.push(crate::format::snapshot::Roots { cluster: Some(id), namespaces: None });
+                }
             }
-        })
+        }
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let chunk = parts.len().div_ceil(threads).max(1);
+        let maps: Vec<Result<Vec<(u64, ResourceEntry)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .chunks(chunk)
+                .map(|group| {
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        for roots in group {
+                            tree::walk_entries(repo, roots, &mut |e| {
+                                if let Some(t) = e.source_tag {
+                                    out.push((u64::from_le_bytes(t), e.clone()));
+                                }
+                            })?;
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Commit("a reading thread failed".into()))))
+                .collect()
+        });
+        for m in maps {
+            self.reuse.extend(m?);
+        }
+        self.reuse_parent = Some(parent.clone());
+        self.staged.reserve(self.reuse.len());
+        self.origins.reserve(self.reuse.len());
+        self.reused.reserve(self.reuse.len());
+        Ok(())
     }
 
     /// Objects staged so far.
@@ -526,6 +570,9 @@ impl SnapshotWriter {
                 let (resource, entry) = (resource.clone(), e.clone());
                 let crd = if is_crd(&resource) { crd_type(&value) } else { None };
                 self.add_entry(origin, resource, entry, crd);
+                if let Some(last) = self.reused.last_mut() {
+                    *last = true;
+                }
                 return Ok(Ok(()));
             }
         }
@@ -568,6 +615,7 @@ impl SnapshotWriter {
         }
         self.staged.push((resource, entry));
         self.origins.push(origin);
+        self.reused.push(false);
     }
 
     /// Writes the tree, packs, index file and manifest, then commits the snapshot. Two objects
@@ -578,7 +626,7 @@ impl SnapshotWriter {
         meta: SnapshotMeta,
         origin_name: &dyn Fn(u64) -> String,
     ) -> Result<SnapshotReport> {
-        let SnapshotWriter { mut data, mut staged, origins, mut types, .. } = self;
+        let SnapshotWriter { mut data, mut staged, origins, mut types, reused, reuse_parent, .. } = self;
         if meta.cluster.is_empty() {
             return Err(Error::Usage("the cluster name must not be empty".into()));
         }
@@ -597,6 +645,7 @@ impl SnapshotWriter {
         });
         drop(prefixes);
         let origins: Vec<u64> = order.iter().map(|&i| origins[i as usize]).collect();
+        let reused: Vec<bool> = order.iter().map(|&i| reused[i as usize]).collect();
         permute(&mut staged, order);
         if let Some(i) = staged.windows(2).position(|w| w[0].0 == w[1].0) {
             let w = &staged[i..i + 2];
@@ -611,6 +660,35 @@ impl SnapshotWriter {
         let objects = entries.len() as u64;
         let desired_bytes = entries.iter().map(|(_, e)| e.desired.size).sum();
         let server_bytes = entries.iter().map(|(_, e)| e.server.as_ref().map_or(0, |s| s.size)).sum();
+        // Counts against the previous snapshot of the same cluster. When this writer reused
+        // entries from that very snapshot, reused objects are unchanged and only the others are
+        // looked up; otherwise the two trees are diffed after writing.
+        let parent = super::select::of_cluster(repo, Some(&meta.cluster)).into_iter().next_back();
+        let parent_manifest = parent.as_ref().map(|p| repo.load_manifest(&p.id)).transpose()?;
+        let mut counts = Counts::default();
+        let mut counted = false;
+        if let (Some(pm), Some(rp)) = (&parent_manifest, &reuse_parent) {
+            if pm.roots == *rp {
+                let mut existed = 0u64;
+                for ((r, e), was_reused) in entries.iter().zip(&reused) {
+                    if *was_reused {
+                        existed += 1;
+                        continue;
+                    }
+                    match tree::lookup_resource(repo, &pm.roots, r)? {
+                        Some(old) => {
+                            existed += 1;
+                            if old.desired != e.desired {
+                                counts.modified += 1;
+                            }
+                        }
+                        None => counts.added += 1,
+                    }
+                }
+                counts.removed = pm.objects.saturating_sub(existed);
+                counted = true;
+            }
+        }
         data.flush(repo)?;
         let (roots, tree_packer) = {
             let mut tw = TreeWriter::new(repo);
@@ -629,20 +707,19 @@ impl SnapshotWriter {
             repo.index().add_pending(id);
         }
 
-        // Counts against the previous snapshot of the same cluster.
-        let parent = super::select::of_cluster(repo, Some(&meta.cluster)).into_iter().next_back();
-        let mut counts = Counts::default();
-        if let Some(p) = &parent {
-            let pm = repo.load_manifest(&p.id)?;
-            for c in tree::diff_snapshots(repo, &pm.roots, &roots, &tree::same_desired)? {
-                match (&c.old, &c.new) {
-                    (None, Some(_)) => counts.added += 1,
-                    (Some(_), None) => counts.removed += 1,
-                    _ => counts.modified += 1,
+        if !counted {
+            match &parent_manifest {
+                Some(pm) => {
+                    for c in tree::diff_snapshots(repo, &pm.roots, &roots, &tree::same_desired)? {
+                        match (&c.old, &c.new) {
+                            (None, Some(_)) => counts.added += 1,
+                            (Some(_), None) => counts.removed += 1,
+                            _ => counts.modified += 1,
+                        }
+                    }
                 }
+                None => counts.added = objects,
             }
-        } else {
-            counts.added = objects;
         }
         types.extend(meta.discovery.iter().cloned());
         types.sort_by(|a, b| (&a.group, &a.kind, &a.source).cmp(&(&b.group, &b.kind, &b.source)));

@@ -22,18 +22,22 @@ use crate::{Error, Result};
 pub struct TreeWriter<'a> {
     repo: &'a Repository,
     pub packer: Packer,
+    /// Nodes are packed in the order they are written, which is the tree's depth-first order:
+    /// a walk of one namespace, or a restore, then reads few frames.
+    written: u64,
 }
 
 impl<'a> TreeWriter<'a> {
     pub fn new(repo: &'a Repository) -> TreeWriter<'a> {
-        TreeWriter { repo, packer: Packer::new(crate::format::pack::PackKind::Tree) }
+        TreeWriter { repo, packer: Packer::new(crate::format::pack::PackKind::Tree), written: 0 }
     }
 
-    fn store(&mut self, node: &Node, sort_key: Vec<u8>) -> Result<BlobId> {
+    fn store(&mut self, node: &Node) -> Result<BlobId> {
         let bytes = node.encode();
         let id = self.repo.key().blob_id(&bytes);
         if !self.packer.contains(&id) && self.repo.locate(&id)?.is_none() {
-            self.packer.add(self.repo, id, BlobType::Tree, bytes, sort_key)?;
+            self.written += 1;
+            self.packer.add(self.repo, id, BlobType::Tree, bytes, self.written.to_be_bytes().to_vec())?;
         }
         Ok(id)
     }
@@ -58,15 +62,14 @@ impl<'a> TreeWriter<'a> {
             if cut || cur.len() >= max || i + 1 == total {
                 let first_key = cur[0].0.clone();
                 let node = Node { level, body: NodeBody::Leaf(std::mem::take(&mut cur)) };
-                let sort = sort_key(level, 0, &first_key);
-                let id = self.store(&node, sort)?;
+                let id = self.store(&node)?;
                 children.push(Child { first_key, id, resources: count });
                 count = 0;
             }
         }
         if children.is_empty() {
             let node = Node { level, body: NodeBody::Leaf(Vec::new()) };
-            let id = self.store(&node, sort_key(level, 0, ""))?;
+            let id = self.store(&node)?;
             return Ok((id, 0));
         }
         let mut height = 1u8;
@@ -87,7 +90,7 @@ impl<'a> TreeWriter<'a> {
                     let first_key = cur[0].first_key.clone();
                     let resources = cur.iter().map(|c| c.resources).sum();
                     let node = Node { level, body: NodeBody::Internal(std::mem::take(&mut cur)) };
-                    let id = self.store(&node, sort_key(level, height, &first_key))?;
+                    let id = self.store(&node)?;
                     parents.push(Child { first_key, id, resources });
                 }
             }
@@ -195,12 +198,6 @@ pub fn tree_order(a: &ResourceRef, b: &ResourceRef) -> std::cmp::Ordering {
     ))
 }
 
-fn sort_key(level: Level, height: u8, first_key: &str) -> Vec<u8> {
-    let mut k = vec![level as u8, height];
-    k.extend_from_slice(first_key.as_bytes());
-    k
-}
-
 /// Reads a node and checks it is of the expected level.
 pub fn read_node(repo: &Repository, id: &BlobId, level: Level) -> Result<Arc<Node>> {
     let bytes = repo.read_blob(id)?;
@@ -277,6 +274,29 @@ pub fn walk(
         }
     }
     Ok(())
+}
+
+/// One resource's entry, descending only its path.
+pub fn lookup_resource(repo: &Repository, roots: &Roots, r: &ResourceRef) -> Result<Option<ResourceEntry>> {
+    let (root, first, keys): (Option<&BlobId>, Level, Vec<&str>) = if r.namespace.is_empty() {
+        (roots.cluster.as_ref(), Level::Groups, vec![&r.group, &r.kind, &r.name])
+    } else {
+        (roots.namespaces.as_ref(), Level::Namespaces, vec![&r.namespace, &r.group, &r.kind, &r.name])
+    };
+    let Some(mut id) = root.copied() else { return Ok(None) };
+    let mut level = first;
+    for (i, key) in keys.iter().enumerate() {
+        match lookup(repo, &id, level, key)? {
+            Some(Value::Resource(e)) if i + 1 == keys.len() => return Ok(Some(e)),
+            Some(Value::Subtree { id: next, .. }) if i + 1 < keys.len() => {
+                id = next;
+                level =
+                    level.child().ok_or_else(|| Error::corrupt("tree node", next.to_hex(), "subtree below names"))?;
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Calls `f` for every resource entry below a root, without building names (for loading the

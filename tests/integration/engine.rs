@@ -150,6 +150,12 @@ fn unchanged_live_objects_are_reused_by_source_tag() {
     })
     .unwrap();
     assert_eq!(values, vec![("a".to_owned(), "one".to_owned()), ("b".to_owned(), "two".to_owned())]);
+    // Counts from reuse agree with a diff: a removed, c added, b's status-only change (a new
+    // resourceVersion, same desired state) is no modification.
+    let third = commit(&mut repo, vec![cm("b", "3", "two"), cm("c", "1", "new")]);
+    assert_eq!((third.added, third.removed, third.modified), (1, 1, 0));
+    let d = kubesnap::ops::diff::diff(&repo, &second.id, &third.id, &Default::default()).unwrap();
+    assert_eq!((d.added.len(), d.removed.len(), d.modified.len()), (1, 1, 0));
 }
 
 #[test]
