@@ -530,6 +530,8 @@ impl SnapshotWriter {
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::Commit("a reading thread failed".into()))))
                 .collect()
         });
+        // Sized once: a million inserts into a growing map rehash it again and again.
+        self.reuse.reserve(maps.iter().map(|m| m.as_ref().map_or(0, Vec::len)).sum::<usize>());
         for m in maps {
             self.reuse.extend(m?);
         }
@@ -563,11 +565,11 @@ impl SnapshotWriter {
         value: serde_json::Value,
     ) -> Result<std::result::Result<(), String>> {
         let tagged = self.tag_variant.as_deref().and_then(|v| source_tag_of(repo.key(), v, &value));
-        if let Some((resource, tag)) = &tagged {
-            if let Some(e) = self.reuse.get(&u64::from_le_bytes(*tag)) {
-                // The entry comes from a committed snapshot of this repository, whose blobs are
-                // stored: it is reused as it is, without reading or looking up anything.
-                let (resource, entry) = (resource.clone(), e.clone());
+        let tag = tagged.as_ref().map(|(_, t)| *t);
+        if let Some((resource, tag)) = tagged {
+            // The entry comes from a committed snapshot of this repository, whose blobs are
+            // stored: it is reused as it is, without reading or looking up anything.
+            if let Some(entry) = self.reuse.get(&u64::from_le_bytes(tag)).cloned() {
                 let crd = if is_crd(&resource) { crd_type(&value) } else { None };
                 self.add_entry(origin, resource, entry, crd);
                 if let Some(last) = self.reused.last_mut() {
@@ -578,7 +580,7 @@ impl SnapshotWriter {
         }
         let chunking = repo.config().chunking.clone();
         match prepare(repo.key(), &chunking, 0, value) {
-            Ok(p) => self.add_prepared(repo, origin, p, tagged.map(|(_, t)| t)).map(|_| Ok(())),
+            Ok(p) => self.add_prepared(repo, origin, p, tag).map(|_| Ok(())),
             Err(reason) => Ok(Err(reason)),
         }
     }
@@ -632,9 +634,9 @@ impl SnapshotWriter {
         }
         // Sort an index, then move each entry once: entries are large, and a million of them
         // moved at every step of a sort costs more than the comparisons.
-        // The first 16 bytes of each sort key, as a number, settle most comparisons without
+        // The first 32 bytes of each sort key, as numbers, settle most comparisons without
         // touching the strings.
-        let prefixes: Vec<u128> = staged.iter().map(|(r, _)| tree::tree_order_prefix(r)).collect();
+        let prefixes: Vec<(u128, u128)> = staged.iter().map(|(r, _)| tree::tree_order_prefix(r)).collect();
         let mut order: Vec<u32> = (0..staged.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| {
             let (a, b) = (a as usize, b as usize);

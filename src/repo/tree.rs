@@ -162,29 +162,32 @@ fn runs<K: PartialEq + ?Sized>(
     out
 }
 
-/// The first 16 bytes of `namespace 00 group 00 kind 00 name` (zero-padded) as a big-endian
-/// number. Kubernetes names, namespaces, groups and kinds never contain a zero byte, so where
+/// The first 32 bytes of `namespace 00 group 00 kind 00 name` (zero-padded) as two big-endian
+/// numbers. Kubernetes names, namespaces, groups and kinds never contain a zero byte, so where
 /// two prefixes differ they order as [`tree_order`] does; equal prefixes need the full comparison.
-pub fn tree_order_prefix(r: &ResourceRef) -> u128 {
-    let mut buf = [0u8; 16];
+pub fn tree_order_prefix(r: &ResourceRef) -> (u128, u128) {
+    let mut buf = [0u8; 32];
     let mut n = 0;
-    'outer: for (i, part) in [&r.namespace, &r.group, &r.kind, &r.name].into_iter().enumerate() {
-        for &b in part.as_bytes() {
-            if n == 16 {
-                break 'outer;
-            }
-            buf[n] = b;
-            n += 1;
+    let parts = [r.namespace.as_bytes(), r.group.as_bytes(), r.kind.as_bytes(), r.name.as_bytes()];
+    for (i, part) in parts.iter().enumerate() {
+        let take = part.len().min(32 - n);
+        buf[n..n + take].copy_from_slice(&part[..take]);
+        n += take;
+        if n == 32 {
+            break;
         }
         if i < 3 {
-            if n == 16 {
+            n += 1; // the zero separator
+            if n == 32 {
                 break;
             }
-            buf[n] = 0;
-            n += 1;
         }
     }
-    u128::from_be_bytes(buf)
+    let mut hi = [0u8; 16];
+    let mut lo = [0u8; 16];
+    hi.copy_from_slice(&buf[..16]);
+    lo.copy_from_slice(&buf[16..]);
+    (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
 }
 
 /// The order of resources in a tree: cluster-scoped first, then by namespace, group, kind,
