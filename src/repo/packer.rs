@@ -62,6 +62,15 @@ impl Packer {
         }
     }
 
+    /// Takes over what another packer (already flushed) wrote: its locations and counts.
+    pub fn absorb(&mut self, other: Packer) {
+        debug_assert!(other.pending.is_empty());
+        self.written.extend(other.written);
+        self.bytes_written += other.bytes_written;
+        self.packs_written += other.packs_written;
+        self.seen.extend(other.seen);
+    }
+
     /// Whether this packer already holds (or wrote) the blob.
     pub fn contains(&self, id: &BlobId) -> bool {
         self.seen.contains(id)

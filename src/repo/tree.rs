@@ -111,11 +111,52 @@ impl<'a> TreeWriter<'a> {
             roots.cluster = Some(self.write_groups(&mut resources[..split])?.0);
         }
         if split < resources.len() {
+            // Namespaces are independent subtrees: they are written on every core, each worker
+            // taking a contiguous share (so each pack still follows the tree's order).
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+            let share = (resources.len() - split).div_ceil(threads).max(1);
+            let namespaces = runs(&mut resources[split..], |r| &r.namespace);
+            let mut groups: Vec<Vec<&mut [(ResourceRef, ResourceEntry)]>> = vec![Vec::new()];
+            let mut in_group = 0;
+            for run in namespaces {
+                if in_group >= share {
+                    groups.push(Vec::new());
+                    in_group = 0;
+                }
+                in_group += run.len();
+                if let Some(g) = groups.last_mut() {
+                    g.push(run);
+                }
+            }
+            let repo = self.repo;
+            type Written<'r> = (Vec<(String, Value)>, Packer);
+            let results: Vec<Result<Written<'_>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = groups
+                    .into_iter()
+                    .map(|group| {
+                        s.spawn(move || -> Result<Written<'_>> {
+                            let mut tw = TreeWriter::new(repo);
+                            let mut entries = Vec::with_capacity(group.len());
+                            for run in group {
+                                let ns = run[0].0.namespace.clone();
+                                let (id, count) = tw.write_groups(run)?;
+                                entries.push((ns, Value::Subtree { id, resources: count }));
+                            }
+                            tw.packer.flush(repo)?;
+                            Ok((entries, tw.packer))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Commit("a tree-writing thread failed".into()))))
+                    .collect()
+            });
             let mut entries = Vec::new();
-            for run in runs(&mut resources[split..], |r| &r.namespace) {
-                let ns = run[0].0.namespace.clone();
-                let (id, count) = self.write_groups(run)?;
-                entries.push((ns, Value::Subtree { id, resources: count }));
+            for r in results {
+                let (e, packer) = r?;
+                entries.extend(e);
+                self.packer.absorb(packer);
             }
             roots.namespaces = Some(self.write_level(Level::Namespaces, entries)?.0);
         }
