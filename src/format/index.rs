@@ -100,14 +100,8 @@ impl IndexBlock {
             let pack = PackId(r.id()?);
             let pack_kind = PackKind::from_u8(r.u8()?).ok_or_else(|| r.err("unknown pack kind"))?;
             let offset = r.varint()?;
-            let sealed_length = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
-            let raw_length = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
+            let sealed_length = r.varint_u32()?;
+            let raw_length = r.varint_u32()?;
             let compression = Compression::from_u8(r.u8()?).ok_or_else(|| r.err("unknown compression"))?;
             let frame_id = FrameId(r.id()?);
             frames.push(IndexFrame { pack, pack_kind, offset, sealed_length, raw_length, compression, frame_id });
@@ -116,22 +110,13 @@ impl IndexBlock {
         let mut entries: Vec<IndexEntry> = Vec::with_capacity(ne);
         for _ in 0..ne {
             let id = BlobId(r.id16()?);
-            let frame = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
+            let frame = r.varint_u32()?;
             if frame as usize >= frames.len() {
                 return Err(r.err("entry points at a frame the block does not have"));
             }
             let blob_type = BlobType::from_u8(r.u8()?).ok_or_else(|| r.err("unknown blob type"))?;
-            let raw_offset = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
-            let raw_length = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
+            let raw_offset = r.varint_u32()?;
+            let raw_length = r.varint_u32()?;
             if u64::from(raw_offset) + u64::from(raw_length) > u64::from(frames[frame as usize].raw_length) {
                 return Err(r.err("entry extends past the end of its frame"));
             }
@@ -158,10 +143,6 @@ impl IndexBlock {
             raw_length: e.raw_length,
         })
     }
-}
-
-fn small(r: &Reader<'_>, v: u64) -> Result<u32, FormatError> {
-    u32::try_from(v).map_err(|_| r.err("value does not fit in 32 bits"))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -214,14 +195,8 @@ impl IndexFooter {
             let first = BlobId(r.id16()?);
             let last = BlobId(r.id16()?);
             let offset = r.varint()?;
-            let sealed_length = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
-            let entries = {
-                let v = r.varint()?;
-                small(&r, v)?
-            };
+            let sealed_length = r.varint_u32()?;
+            let entries = r.varint_u32()?;
             if first > last {
                 return Err(r.err("block's first id is above its last"));
             }

@@ -174,14 +174,8 @@ impl PackHeader {
         let mut frames = Vec::with_capacity(n);
         for _ in 0..n {
             let offset = r.varint()?;
-            let sealed_length = {
-                let v = r.varint()?;
-                u32_of(&r, v)?
-            };
-            let raw_length = {
-                let v = r.varint()?;
-                u32_of(&r, v)?
-            };
+            let sealed_length = r.varint_u32()?;
+            let raw_length = r.varint_u32()?;
             let compression = Compression::from_u8(r.u8()?).ok_or_else(|| r.err("unknown compression"))?;
             let frame_id = FrameId(r.id()?);
             let m = r.count(19)?;
@@ -192,14 +186,8 @@ impl PackHeader {
                 if blob_type.pack_kind() != kind {
                     return Err(r.err("blob type does not belong in this kind of pack"));
                 }
-                let raw_offset = {
-                    let v = r.varint()?;
-                    u32_of(&r, v)?
-                };
-                let raw_len = {
-                    let v = r.varint()?;
-                    u32_of(&r, v)?
-                };
+                let raw_offset = r.varint_u32()?;
+                let raw_len = r.varint_u32()?;
                 if u64::from(raw_offset) + u64::from(raw_len) > u64::from(raw_length) {
                     return Err(r.err("blob extends past the end of its frame"));
                 }
@@ -210,10 +198,6 @@ impl PackHeader {
         r.finish()?;
         Ok(PackHeader { kind, frames })
     }
-}
-
-fn u32_of(r: &Reader<'_>, v: u64) -> Result<u32, FormatError> {
-    u32::try_from(v).map_err(|_| r.err("value does not fit in 32 bits"))
 }
 
 /// Encodes the 12-byte trailer that ends every pack.

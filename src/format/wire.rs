@@ -102,6 +102,12 @@ impl<'a> Reader<'a> {
         Err(self.err("varint longer than 10 bytes"))
     }
 
+    /// A varint that must fit in 32 bits (lengths and offsets inside one frame or file part).
+    pub fn varint_u32(&mut self) -> Result<u32, FormatError> {
+        let v = self.varint()?;
+        u32::try_from(v).map_err(|_| self.err("value does not fit in 32 bits"))
+    }
+
     /// A count of items that each take at least `min_item_bytes`: bounded by what is left, so a
     /// hostile count cannot make the decoder allocate more than the input justifies.
     pub fn count(&mut self, min_item_bytes: usize) -> Result<usize, FormatError> {
