@@ -62,7 +62,7 @@ fn io_stats(g: &Global, repo: &Repository) {
 enum Command {
     /// Create a repository.
     Init(InitArgs),
-    /// Store the objects of a dump folder as a new snapshot.
+    /// Take a snapshot of a cluster (or of a dump folder with --from-dir).
     Snapshot(SnapshotArgs),
     /// List or show snapshots.
     #[command(subcommand)]
@@ -102,21 +102,79 @@ struct InitArgs {
 
 #[derive(Args)]
 struct SnapshotArgs {
-    /// Read objects from this dump folder (.yaml, .yml, .json files below it).
+    /// Read objects from this dump folder (.yaml, .yml, .json files below it) instead of a
+    /// cluster.
     #[arg(long)]
-    from_dir: PathBuf,
-    /// The cluster the snapshot belongs to.
-    #[arg(long, default_value = ops::snapshot::DEFAULT_CLUSTER)]
-    cluster: String,
+    from_dir: Option<PathBuf>,
+    /// The cluster the snapshot belongs to (default: the kube context's name; `default` for
+    /// --from-dir).
+    #[arg(long)]
+    cluster: Option<String>,
     /// A tag (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
-    /// The snapshot's time (RFC 3339 or an age like 2h); default: now.
-    #[arg(long)]
+    /// The snapshot's time (RFC 3339 or an age like 2h); default: now. Only with --from-dir.
+    #[arg(long, requires = "from_dir")]
     time: Option<String>,
     /// Skip documents that are not named Kubernetes objects instead of failing.
-    #[arg(long)]
+    #[arg(long, requires = "from_dir")]
     skip_invalid: bool,
+    #[command(flatten)]
+    live: LiveArgs,
+}
+
+/// Where the cluster is and what to take from it.
+#[derive(Args)]
+#[group(id = "live_source", multiple = true, conflicts_with = "from_dir")]
+struct LiveArgs {
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Only this namespace (repeatable, or comma-separated).
+    #[arg(short = 'n', long = "namespace")]
+    namespaces: Vec<String>,
+    /// Leave out this namespace (repeatable, or comma-separated).
+    #[arg(long = "exclude-namespace")]
+    exclude_namespaces: Vec<String>,
+    /// One application: TYPE/NAME (e.g. deployment/web) and what it owns, in one namespace.
+    #[arg(long)]
+    app: Option<String>,
+    /// With --app: also the ConfigMaps, Secrets, ServiceAccount and PVCs it refers to, and the
+    /// Services, PodDisruptionBudgets and autoscalers aimed at it.
+    #[arg(long, requires = "app")]
+    with_references: bool,
+    /// Only objects matching this label selector (e.g. app=web,tier!=cache).
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Only these types, as kubectl names them (repeatable, or comma-separated). Also brings
+    /// back a type excluded by default (events, leases, metrics).
+    #[arg(long = "include-resource")]
+    include_resources: Vec<String>,
+    /// Leave out these types (repeatable, or comma-separated), e.g. secrets.
+    #[arg(long = "exclude-resource")]
+    exclude_resources: Vec<String>,
+    /// Take cluster-scoped types (default: true for the whole cluster, false with -n or --app).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    include_cluster_resources: Option<bool>,
+    /// Store Secrets' keys but not their values.
+    #[arg(long)]
+    redact_secrets: bool,
+    /// Objects per list request.
+    #[arg(long, default_value_t = 500)]
+    page_size: u32,
+    /// List requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Attempts per request before a transient failure (429, 5xx, a lost connection) counts.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    retries: u32,
+    /// Fail (committing nothing) when a type cannot be listed completely, instead of committing
+    /// a snapshot recorded as partial (exit code 10).
+    #[arg(long)]
+    no_partial: bool,
 }
 
 #[derive(Subcommand)]
@@ -246,8 +304,14 @@ impl Progress for SharedBars {
                 return;
             }
             let bar = indicatif::ProgressBar::new(total);
+            // Without a known total (objects of a live cluster), a count and a rate.
+            let template = if total == 0 {
+                "{msg:>18} {spinner} {pos} ({per_sec})"
+            } else {
+                "{msg:>18} [{bar:30}] {pos}/{len} ({eta})"
+            };
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg:>18} [{bar:30}] {pos}/{len} ({eta})")
+                indicatif::ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                     .progress_chars("=> "),
             );
@@ -322,7 +386,8 @@ fn open_with(g: &Global, no_cache: bool) -> Result<Repository> {
 
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
+    // A closed pipe surfaces as an io::Error, which main treats as a normal end.
+    serde_json::to_writer_pretty(&mut out, v).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }
@@ -330,6 +395,9 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(timeutil::parse_input(s, timeutil::now())?)
 }
+
+/// The exit code of a snapshot that was committed but is partial (documented in the README).
+pub const EXIT_PARTIAL: i32 = 10;
 
 pub fn try_main() -> Result<i32> {
     let cli = Cli::parse();
@@ -358,17 +426,54 @@ pub fn try_main() -> Result<i32> {
         }
         Command::Snapshot(a) => {
             let mut repo = open(g)?;
-            let opts = ops::snapshot::SnapshotOptions {
-                from_dir: a.from_dir.clone(),
-                cluster: Some(a.cluster.clone()),
-                tags: a.tags.clone(),
-                time: a.time.as_deref().map(parse_time).transpose()?,
-                skip_invalid: a.skip_invalid,
+            let (r, live) = match &a.from_dir {
+                Some(dir) => {
+                    let opts = ops::snapshot::SnapshotOptions {
+                        from_dir: dir.clone(),
+                        cluster: Some(a.cluster.clone().unwrap_or_else(|| ops::snapshot::DEFAULT_CLUSTER.into())),
+                        tags: a.tags.clone(),
+                        time: a.time.as_deref().map(parse_time).transpose()?,
+                        skip_invalid: a.skip_invalid,
+                    };
+                    (ops::snapshot::snapshot_dir(&mut repo, &opts, &progress)?, None)
+                }
+                None => {
+                    let l = &a.live;
+                    let opts = ops::live::LiveSnapshotOptions {
+                        connect: kubesnap::k8s::cluster::ConnectOptions {
+                            kubeconfig: l.kubeconfig.clone(),
+                            context: l.context.clone(),
+                        },
+                        cluster: a.cluster.clone(),
+                        tags: a.tags.clone(),
+                        scope: ops::live::Scope {
+                            namespaces: l.namespaces.clone(),
+                            exclude_namespaces: l.exclude_namespaces.clone(),
+                            app: l.app.clone(),
+                            with_references: l.with_references,
+                            selector: l.selector.clone(),
+                            include_resources: l.include_resources.clone(),
+                            exclude_resources: l.exclude_resources.clone(),
+                            include_cluster_resources: l.include_cluster_resources,
+                        },
+                        redact_secrets: l.redact_secrets,
+                        list: kubesnap::k8s::cluster::ListOptions {
+                            page_size: l.page_size.max(1),
+                            concurrency: l.concurrency.max(1),
+                        },
+                        retry: Some(kubesnap::k8s::cluster::RetryPolicy { attempts: l.retries, ..Default::default() }),
+                        no_partial: l.no_partial,
+                    };
+                    let r = ops::live::snapshot_live(&mut repo, &opts, &progress)?;
+                    (r.snapshot.clone(), Some(r))
+                }
             };
-            let r = ops::snapshot::snapshot_dir(&mut repo, &opts, &progress)?;
             io_stats(g, &repo);
             if g.json {
-                print_json(&r)?;
+                match &live {
+                    Some(l) => print_json(l)?,
+                    None => print_json(&r)?,
+                }
             } else {
                 writeln!(out, "{}", r.id)?;
                 if !g.quiet {
@@ -383,6 +488,22 @@ pub fn try_main() -> Result<i32> {
                         r.modified,
                         r.bytes_added
                     );
+                    if let Some(l) = &live {
+                        eprintln!(
+                            "{} types listed from {} ({}); {} retries, {} restarted lists",
+                            l.types, l.context, l.server, l.retries, l.restarts
+                        );
+                    }
+                }
+            }
+            if let Some(l) = &live {
+                for s in &l.skipped {
+                    let name = if s.group.is_empty() { s.kind.clone() } else { format!("{}.{}", s.kind, s.group) };
+                    eprintln!("{}: {name}: {}", if s.partial { "partial" } else { "skipped" }, s.reason);
+                }
+                if l.partial {
+                    eprintln!("warning: the snapshot is partial: some types could not be listed completely");
+                    return Ok(EXIT_PARTIAL);
                 }
             }
         }

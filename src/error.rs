@@ -38,6 +38,9 @@ pub enum Error {
     Io(String, std::io::Error),
     #[error("could not commit: {0}")]
     Commit(String),
+    /// Talking to the Kubernetes API failed (the message names the context and what failed).
+    #[error("{0}")]
+    Kube(String),
     /// An index file listed as live is gone: another writer merged and removed it.
     #[error("index file {0} vanished while it was read (another writer merged it): run the command again")]
     Vanished(String),
@@ -70,6 +73,7 @@ impl Error {
             Error::Corrupt { .. } => 6,
             Error::InvalidInput(_) => 7,
             Error::UnsupportedFormat(_) => 8,
+            Error::Kube(_) => 9,
             Error::Backend(_) | Error::Cache(_) | Error::Io(..) | Error::Commit(_) | Error::Vanished(_) => 1,
         }
     }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod diff;
 pub mod fielddiff;
 pub mod init;
+pub mod live;
 pub mod log;
 pub mod ls;
 pub mod restore;

@@ -542,6 +542,26 @@ impl SnapshotWriter {
         Ok(())
     }
 
+    /// Drops every object staged from `origin` (a source that restarts a list it had begun).
+    /// Blobs already stored for them stay, unreferenced, until a prune. Returns how many were
+    /// dropped.
+    pub fn discard_origin(&mut self, origin: u64) -> usize {
+        let before = self.staged.len();
+        let keep: Vec<bool> = self.origins.iter().map(|o| *o != origin).collect();
+        let mut i = 0;
+        self.staged.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.reused.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        self.origins.retain(|o| *o != origin);
+        before - self.staged.len()
+    }
+
     /// Objects staged so far.
     pub fn len(&self) -> usize {
         self.staged.len()

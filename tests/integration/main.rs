@@ -9,5 +9,6 @@ mod common;
 mod corpus;
 mod damage;
 mod engine;
+mod live;
 mod names;
 mod vectors;
