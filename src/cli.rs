@@ -559,7 +559,64 @@ pub fn try_main() -> Result<i32> {
                 writeln!(out, "added     {} bytes", m.counts.bytes_added)?;
                 writeln!(out, "program   {} on {}", m.program, m.hostname)?;
                 if !m.types.is_empty() {
-                    writeln!(out, "types     {} custom resource types", m.types.len())?;
+                    let discovered = m.types.iter().filter(|t| t.source == "discovery").count();
+                    writeln!(
+                        out,
+                        "types     {} recorded ({} from discovery, {} from CRDs)",
+                        m.types.len(),
+                        discovered,
+                        m.types.len() - discovered
+                    )?;
+                }
+                let info = &m.source_info;
+                let text = |k: &str| info.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string();
+                if m.source.kind == "cluster" {
+                    writeln!(
+                        out,
+                        "server    {} ({}), kube-system uid {}",
+                        text("server"),
+                        text("server_version"),
+                        text("cluster_uid")
+                    )?;
+                    if let Some(scope) = info.get("scope") {
+                        let list = |k: &str| {
+                            scope
+                                .get(k)
+                                .and_then(|v| v.as_array())
+                                .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+                                .unwrap_or_default()
+                        };
+                        let mut parts = vec![scope.get("kind").and_then(|v| v.as_str()).unwrap_or("-").to_string()];
+                        for (k, label) in [
+                            ("namespaces", "-n"),
+                            ("exclude_namespaces", "--exclude-namespace"),
+                            ("include_resources", "--include-resource"),
+                            ("exclude_resources", "--exclude-resource"),
+                        ] {
+                            let v = list(k);
+                            if !v.is_empty() {
+                                parts.push(format!("{label} {v}"));
+                            }
+                        }
+                        for (k, label) in [("app", "--app"), ("selector", "--selector")] {
+                            if let Some(v) = scope.get(k).and_then(|v| v.as_str()) {
+                                parts.push(format!("{label} {v}"));
+                            }
+                        }
+                        if scope.get("with_references").and_then(|v| v.as_bool()) == Some(true) {
+                            parts.push("--with-references".into());
+                        }
+                        if scope.get("include_cluster_resources").and_then(|v| v.as_bool()) == Some(false) {
+                            parts.push("no cluster-scoped types".into());
+                        }
+                        if info.get("redact_secrets").and_then(|v| v.as_bool()) == Some(true) {
+                            parts.push("--redact-secrets".into());
+                        }
+                        writeln!(out, "scope     {}", parts.join(" "))?;
+                    }
+                }
+                if m.partial {
+                    writeln!(out, "partial   yes: some types could not be listed completely")?;
                 }
                 for s in &m.skipped {
                     writeln!(

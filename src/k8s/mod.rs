@@ -1,5 +1,11 @@
-//! Kubernetes: sources of objects (dump folders), and the rules Kubernetes reads by (YAML as
-//! sigs.k8s.io/yaml reads it, resource names as kubectl resolves them).
+//! Kubernetes: sources of objects (a live cluster through its API, dump folders), and the rules
+//! Kubernetes reads by (YAML as sigs.k8s.io/yaml reads it, resource names as kubectl resolves
+//! them).
+//!
+//! - [`cluster`]: connecting, discovery requests, concurrent paginated lists with retries;
+//! - [`discovery`]: reading aggregated and legacy discovery documents;
+//! - [`scope`]: what an application scope keeps, and Secret redaction;
+//! - [`dir`]: dump folders; [`yaml`]: YAML; [`names`]: kubectl-style names.
 
 pub mod cluster;
 pub mod dir;

@@ -179,7 +179,8 @@ pub fn snapshot_live(
     if scope.app.is_some() && scope.namespaces.len() > 1 {
         return Err(Error::Usage("--app takes one namespace (-n NAMESPACE)".into()));
     }
-    let time = timeutil::now();
+    // Whole seconds, as the format specifies.
+    let time = chrono::SubsecRound::trunc_subsecs(timeutil::now(), 0);
     let mut cluster = Cluster::connect(&opts.connect).map_err(kube)?;
     if let Some(r) = &opts.retry {
         cluster.retry = r.clone();

@@ -382,3 +382,23 @@ fn a_server_that_goes_away_commits_nothing() {
     assert_eq!(code, 9, "{err}");
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+/// Against a real cluster: `KUBESNAP_REAL_CLUSTER=1 cargo test --test integration real_cluster
+/// -- --ignored`, with KUBECONFIG pointing at it (for example `kind create cluster` or
+/// `k3d cluster create`). Checks that the whole cluster is captured with nothing skipped, that
+/// the kube-system namespace and its uid are recorded, and that a second snapshot of the idle
+/// cluster reuses what it can.
+#[test]
+#[ignore = "needs a real cluster (kind or k3d) and KUBECONFIG"]
+fn real_cluster() {
+    let env = Env::new();
+    let r = env.json(&["snapshot", "-q"]);
+    assert_eq!(r["partial"], false, "{r}");
+    let show = env.json(&["snapshots", "show", r["id"].as_str().unwrap()]);
+    assert!(show["source_info"]["cluster_uid"].is_string(), "{show}");
+    let got = contents(&env, r["id"].as_str().unwrap());
+    assert!(got.contains(NS_KS), "kube-system missing");
+    assert!(got.iter().any(|i| i.starts_with("/ServiceAccount/kube-system/")));
+    let again = env.json(&["snapshot", "-q"]);
+    assert!(again["modified"].as_u64().unwrap() < again["objects"].as_u64().unwrap() / 10, "{again}");
+}
