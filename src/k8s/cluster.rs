@@ -357,8 +357,9 @@ impl Cluster {
     /// stops the lists.
     pub fn list(&self, jobs: Vec<ListJob>, opts: &ListOptions) -> tokio::sync::mpsc::Receiver<ListEvent> {
         // Enough room that the downloads keep going while the caller stores a page, little
-        // enough that pages in memory stay few.
-        let (tx, rx) = tokio::sync::mpsc::channel(opts.concurrency.max(1) * 2);
+        // enough that pages in memory stay few: at most `concurrency` pages wait here and
+        // `concurrency` more are being parsed (a page of 500 objects is a few MiB as values).
+        let (tx, rx) = tokio::sync::mpsc::channel(opts.concurrency.max(1));
         let r = self.requester();
         let opts = opts.clone();
         self.rt.spawn(async move {
