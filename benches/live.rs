@@ -6,9 +6,11 @@
 //!    -o yaml` for every listable type of `kubectl api-resources --verbs=list`, one after the
 //!    other.
 //!
-//!     cargo bench --bench live                         # 20,000 objects
-//!     LIVE_OBJECTS=200000 cargo bench --bench live     # peak memory at 200,000 objects
-//!     LIVE_SKIP_KUBECTL=1 ...                          # kubesnap only
+//! ```sh
+//! cargo bench --bench live                         # 20,000 objects
+//! LIVE_OBJECTS=200000 cargo bench --bench live     # peak memory at 200,000 objects
+//! LIVE_SKIP_KUBECTL=1 ...                          # kubesnap only
+//! ```
 //!
 //! The cluster: with `KUBESNAP_CORPUS` set, a `gen-history` day of the shared corpus, its
 //! namespaces copied (`-rN` suffixes) until it holds LIVE_OBJECTS objects; without it, the

@@ -42,6 +42,16 @@ pub fn parse_input(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     )))
 }
 
+/// Seconds as the largest whole unit that divides them: `7d`, `36h`, `90m`, `45s`.
+pub fn format_age(seconds: i64) -> String {
+    for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds != 0 && seconds % n == 0 {
+            return format!("{}{unit}", seconds / n);
+        }
+    }
+    format!("{seconds}s")
+}
+
 /// `90m`, `36h`, `7d`, `2w`, `45s`, or combinations such as `1d12h`.
 pub fn parse_age(s: &str) -> Option<chrono::Duration> {
     if s.is_empty() {

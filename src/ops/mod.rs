@@ -9,6 +9,7 @@ pub mod live;
 pub mod log;
 pub mod ls;
 pub mod restore;
+pub mod retention;
 pub mod select;
 pub mod snapshot;
 pub mod snapshots;
