@@ -82,7 +82,9 @@ pub fn apply(policy: &Policy, snapshots: &[Candidate], zone: FixedOffset) -> Vec
             name: "hourly",
             count: policy.hourly,
             last: None,
-            bucket: |t, _| t.year() as i64 * 1_000_000 + t.month() as i64 * 10_000 + t.day() as i64 * 100 + t.hour() as i64,
+            bucket: |t, _| {
+                t.year() as i64 * 1_000_000 + t.month() as i64 * 10_000 + t.day() as i64 * 100 + t.hour() as i64
+            },
         },
         Rule {
             name: "daily",
@@ -99,7 +101,12 @@ pub fn apply(policy: &Policy, snapshots: &[Candidate], zone: FixedOffset) -> Vec
                 w.year() as i64 * 100 + w.week() as i64
             },
         },
-        Rule { name: "monthly", count: policy.monthly, last: None, bucket: |t, _| t.year() as i64 * 100 + t.month() as i64 },
+        Rule {
+            name: "monthly",
+            count: policy.monthly,
+            last: None,
+            bucket: |t, _| t.year() as i64 * 100 + t.month() as i64,
+        },
         Rule { name: "yearly", count: policy.yearly, last: None, bucket: |t, _| t.year() as i64 },
     ];
     // Newest first; among equal times the later one (commit order) is newer.
@@ -211,10 +218,14 @@ mod tests {
             ("monthly 2", p(|p| p.monthly = 2), vec![6, 7]),
             ("monthly 3", p(|p| p.monthly = 3), vec![5, 6, 7]),
             ("yearly 5", p(|p| p.yearly = 5), vec![6, 7]),
-            ("last 1 + daily 2 overlap", p(|p| {
-                p.last = 1;
-                p.daily = 2
-            }), vec![6, 7]),
+            (
+                "last 1 + daily 2 overlap",
+                p(|p| {
+                    p.last = 1;
+                    p.daily = 2
+                }),
+                vec![6, 7],
+            ),
             // Within is measured from the newest snapshot, not from now.
             ("within 400 days", p(|p| p.within = Some(400 * 86_400)), (0..8).collect()),
             ("within 340 days", p(|p| p.within = Some(340 * 86_400)), vec![6, 7]),
