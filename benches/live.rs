@@ -26,8 +26,15 @@ use std::time::Instant;
 use kubesnap_testserver::{Options, TestServer};
 use serde_json::{json, Value};
 
+/// `cargo bench` passes --bench; `cargo test --all-targets` runs this as a small smoke test
+/// (synthetic objects, no kubectl).
+fn is_bench() -> bool {
+    std::env::args().any(|a| a == "--bench") || std::env::var_os("LIVE_OBJECTS").is_some()
+}
+
 fn target() -> usize {
-    std::env::var("LIVE_OBJECTS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+    let default = if is_bench() { 20_000 } else { 300 };
+    std::env::var("LIVE_OBJECTS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
 /// Wall seconds and peak RSS (KiB) of a command, through /usr/bin/time.
@@ -145,7 +152,7 @@ fn main() {
     }
     let want = target();
     let work = tempfile::tempdir().expect("tempdir");
-    let source = corpus_day(work.path());
+    let source = if is_bench() { corpus_day(work.path()) } else { None };
     let (objects, what) = match source {
         Some(o) => (o, "gen-history day (tenants 4) copied into more namespaces"),
         None => (synthetic(want), "synthetic"),
@@ -189,7 +196,7 @@ fn main() {
         "kubesnap_first_s": first, "kubesnap_first_peak_kib": first_rss,
         "kubesnap_unchanged_s": second, "kubesnap_unchanged_peak_kib": second_rss,
     });
-    if std::env::var_os("LIVE_SKIP_KUBECTL").is_none() {
+    if is_bench() && std::env::var_os("LIVE_SKIP_KUBECTL").is_none() {
         let dump = work.path().join("kubectl-dump");
         std::fs::create_dir_all(&dump).expect("mkdir");
         let started = Instant::now();
@@ -213,7 +220,9 @@ fn main() {
         result["ratio_kubectl_over_kubesnap"] = json!(kubectl / first);
     }
     server.stop();
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-live.json");
-    let _ = std::fs::write(&out, serde_json::to_string_pretty(&result).unwrap_or_default());
+    if is_bench() {
+        let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-live.json");
+        let _ = std::fs::write(&out, serde_json::to_string_pretty(&result).unwrap_or_default());
+    }
     println!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
 }

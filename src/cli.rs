@@ -63,7 +63,7 @@ enum Command {
     /// Create a repository.
     Init(InitArgs),
     /// Take a snapshot of a cluster (or of a dump folder with --from-dir).
-    Snapshot(SnapshotArgs),
+    Snapshot(Box<SnapshotArgs>),
     /// List or show snapshots.
     #[command(subcommand)]
     Snapshots(SnapshotsCommand),
@@ -79,6 +79,183 @@ enum Command {
     Check(CheckArgs),
     /// Sizes, deduplication and compression.
     Stats(StatsArgs),
+    /// Remove snapshots by name or by a retention policy (data stays until `prune`).
+    Forget(ForgetArgs),
+    /// Delete data no snapshot references; safe while snapshots are being written.
+    Prune(PruneArgs),
+}
+
+/// A retention policy (restic's semantics; see `kubesnap forget --help`).
+#[derive(Args, Clone, Default)]
+struct KeepArgs {
+    /// Keep the N newest snapshots (-1: all).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_last: Option<i64>,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_hourly: Option<i64>,
+    /// Keep the newest snapshot of each of the N newest days that have one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_daily: Option<i64>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks that have one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_weekly: Option<i64>,
+    /// Keep the newest snapshot of each of the N newest months that have one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_monthly: Option<i64>,
+    /// Keep the newest snapshot of each of the N newest years that have one.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    keep_yearly: Option<i64>,
+    /// Keep every snapshot younger than this (e.g. 7d, 36h) relative to the newest one.
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    keep_tags: Vec<String>,
+    /// Time zone of the hour/day/week/month/year buckets: UTC (default) or an offset like +02:00.
+    #[arg(long, default_value = "UTC")]
+    time_zone: String,
+}
+
+impl KeepArgs {
+    fn policy(&self) -> Result<(ops::retention::Policy, chrono::FixedOffset)> {
+        let within = match &self.keep_within {
+            Some(d) => Some(
+                timeutil::parse_age(d)
+                    .ok_or_else(|| {
+                        kubesnap::Error::Usage(format!("--keep-within {d:?}: expected a duration such as 7d or 36h"))
+                    })?
+                    .num_seconds(),
+            ),
+            None => None,
+        };
+        let zone = ops::retention::parse_zone(&self.time_zone).ok_or_else(|| {
+            kubesnap::Error::Usage(format!(
+                "--time-zone {:?}: expected UTC or an offset such as +02:00",
+                self.time_zone
+            ))
+        })?;
+        for (flag, v) in [
+            ("--keep-last", self.keep_last),
+            ("--keep-hourly", self.keep_hourly),
+            ("--keep-daily", self.keep_daily),
+            ("--keep-weekly", self.keep_weekly),
+            ("--keep-monthly", self.keep_monthly),
+            ("--keep-yearly", self.keep_yearly),
+        ] {
+            if v.is_some_and(|n| n < -1) {
+                return Err(kubesnap::Error::Usage(format!("{flag}: expected a count, or -1 for all")).into());
+            }
+        }
+        Ok((
+            ops::retention::Policy {
+                last: self.keep_last.unwrap_or(0),
+                hourly: self.keep_hourly.unwrap_or(0),
+                daily: self.keep_daily.unwrap_or(0),
+                weekly: self.keep_weekly.unwrap_or(0),
+                monthly: self.keep_monthly.unwrap_or(0),
+                yearly: self.keep_yearly.unwrap_or(0),
+                within,
+                tags: self.keep_tags.clone(),
+            },
+            zone,
+        ))
+    }
+}
+
+#[derive(Args)]
+struct ForgetArgs {
+    /// Snapshots to forget by name (id, prefix, latest~N).
+    snapshots: Vec<String>,
+    #[command(flatten)]
+    keep: KeepArgs,
+    /// Only this cluster's snapshots.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Group snapshots by `cluster` (default) or `cluster,tags`.
+    #[arg(long, default_value = "cluster")]
+    group_by: String,
+    /// Show what would be forgotten; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Prune afterwards.
+    #[arg(long)]
+    prune: bool,
+    #[command(flatten)]
+    prune_opts: PruneOpts,
+}
+
+#[derive(Args)]
+struct PruneOpts {
+    /// Repack a pack when more than this percentage of it is unreferenced.
+    #[arg(long, default_value_t = 10.0)]
+    max_unused: f64,
+    /// Remove never-committed leftovers only when older than this (a writer may still commit
+    /// younger ones).
+    #[arg(long, default_value = "24h")]
+    leftover_age: String,
+}
+
+impl PruneOpts {
+    fn options(&self, dry_run: bool) -> Result<ops::prune::PruneOptions> {
+        let age = timeutil::parse_age(&self.leftover_age).and_then(|d| d.to_std().ok()).ok_or_else(|| {
+            kubesnap::Error::Usage(format!("--leftover-age {:?}: expected a duration such as 24h", self.leftover_age))
+        })?;
+        if !(0.0..=100.0).contains(&self.max_unused) {
+            return Err(kubesnap::Error::Usage("--max-unused: expected a percentage from 0 to 100".into()).into());
+        }
+        Ok(ops::prune::PruneOptions { max_unused_percent: self.max_unused, dry_run, leftover_age: age })
+    }
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    opts: PruneOpts,
+}
+
+fn print_forget(out: &mut impl Write, r: &ops::forget::ForgetReport) -> Result<()> {
+    for g in &r.groups {
+        match &g.tags {
+            Some(t) => writeln!(out, "cluster {} tags [{}]:", g.cluster, t.join(","))?,
+            None => writeln!(out, "cluster {}:", g.cluster)?,
+        }
+        for s in g.snapshots.iter().rev() {
+            writeln!(
+                out,
+                "  {} {:<10} {:<22} {}",
+                if s.keep { "keep  " } else { "forget" },
+                s.id.short(),
+                s.time,
+                s.reasons.join(", ")
+            )?;
+        }
+    }
+    let verb = if r.dry_run { "would forget" } else { "forgot" };
+    writeln!(out, "{verb} {} snapshot(s)", r.removed.len())?;
+    Ok(())
+}
+
+fn print_prune(out: &mut impl Write, r: &ops::prune::PruneReport) -> Result<()> {
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    writeln!(
+        out,
+        "{verb} {} unused and {} repacked packs, {} leftover packs, {} leftover index files, {} leftover manifests: {} bytes (wrote {})",
+        r.packs_removed,
+        r.packs_repacked,
+        r.leftover_packs,
+        r.leftover_index_files,
+        r.leftover_manifests,
+        r.bytes_removed,
+        r.bytes_written
+    )?;
+    if r.young_leftovers > 0 {
+        writeln!(out, "{} unreferenced files are younger than --leftover-age and were kept", r.young_leftovers)?;
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -121,6 +298,9 @@ struct SnapshotArgs {
     skip_invalid: bool,
     #[command(flatten)]
     live: LiveArgs,
+    /// After a successful snapshot, forget this cluster's snapshots the policy does not keep.
+    #[command(flatten)]
+    keep: KeepArgs,
 }
 
 /// Where the cluster is and what to take from it.
@@ -469,6 +649,29 @@ pub fn try_main() -> Result<i32> {
                 }
             };
             io_stats(g, &repo);
+            let (policy, zone) = a.keep.policy()?;
+            let partial = live.as_ref().is_some_and(|l| l.partial);
+            if partial && !policy.is_empty() {
+                eprintln!("warning: the snapshot is partial: retention was not applied");
+            }
+            let retention = if policy.is_empty() || partial {
+                None
+            } else {
+                Some(ops::forget::forget(
+                    &mut repo,
+                    &ops::forget::ForgetOptions {
+                        policy,
+                        zone,
+                        cluster: Some(r.cluster.clone()),
+                        ..Default::default()
+                    },
+                )?)
+            };
+            if let Some(f) = &retention {
+                if !g.quiet && !g.json {
+                    eprintln!("retention: forgot {} snapshot(s) of {}", f.removed.len(), r.cluster);
+                }
+            }
             if g.json {
                 match &live {
                     Some(l) => print_json(l)?,
@@ -766,6 +969,50 @@ pub fn try_main() -> Result<i32> {
             }
             if !r.ok() {
                 return Ok(6);
+            }
+        }
+        Command::Forget(a) => {
+            let mut repo = open(g)?;
+            let (policy, zone) = a.keep.policy()?;
+            let group_by_tags = match a.group_by.as_str() {
+                "cluster" => false,
+                "cluster,tags" | "tags,cluster" => true,
+                other => {
+                    bail!(kubesnap::Error::Usage(format!("--group-by {other:?}: expected cluster or cluster,tags")))
+                }
+            };
+            let r = ops::forget::forget(
+                &mut repo,
+                &ops::forget::ForgetOptions {
+                    snapshots: a.snapshots.clone(),
+                    policy,
+                    cluster: a.cluster.clone(),
+                    group_by_tags,
+                    zone,
+                    dry_run: a.dry_run,
+                },
+            )?;
+            let pruned = if a.prune {
+                Some(ops::prune::prune(&mut repo, &a.prune_opts.options(a.dry_run)?, &progress)?)
+            } else {
+                None
+            };
+            if g.json {
+                print_json(&serde_json::json!({"forget": r, "prune": pruned}))?;
+            } else {
+                print_forget(&mut out, &r)?;
+                if let Some(p) = &pruned {
+                    print_prune(&mut out, p)?;
+                }
+            }
+        }
+        Command::Prune(a) => {
+            let mut repo = open(g)?;
+            let r = ops::prune::prune(&mut repo, &a.opts.options(a.dry_run)?, &progress)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                print_prune(&mut out, &r)?;
             }
         }
         Command::Stats(a) => {

@@ -39,6 +39,9 @@ pub enum Created {
 pub struct ObjectInfo {
     pub name: String,
     pub size: u64,
+    /// When the store last wrote it, by the store's clock (used only to judge whether an
+    /// unreferenced file is an old leftover).
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What the repository needs of a store. Names are `/`-separated relative paths of ASCII
@@ -192,7 +195,7 @@ impl Backend for ObjectStoreBackend {
         let metas: Vec<_> = self.runtime.block_on(stream.try_collect()).map_err(|e| self.map(prefix, e))?;
         let mut out: Vec<ObjectInfo> = metas
             .into_iter()
-            .map(|m| ObjectInfo { name: m.location.to_string(), size: m.size })
+            .map(|m| ObjectInfo { name: m.location.to_string(), size: m.size, last_modified: Some(m.last_modified) })
             .filter(|o| o.name.starts_with(prefix) && after.is_none_or(|a| o.name.as_str() > a))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FormatError, IndexId, SnapshotId};
+use super::{FormatError, IndexId, PackId, SnapshotId};
 
 /// What a snapshot listing needs, carried in the log so that listing reads no manifests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,9 @@ pub struct LogEntry {
     pub add_index: Vec<IndexId>,
     #[serde(default)]
     pub remove_index: Vec<IndexId>,
+    /// Packs no longer part of the repository from this entry on (prune); absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_packs: Vec<PackId>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

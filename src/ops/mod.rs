@@ -4,10 +4,12 @@
 pub mod check;
 pub mod diff;
 pub mod fielddiff;
+pub mod forget;
 pub mod init;
 pub mod live;
 pub mod log;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 pub mod retention;
 pub mod select;

@@ -460,6 +460,9 @@ pub struct SnapshotWriter {
     /// Where each staged object came from (parallel to `staged`).
     origins: Vec<u64>,
     types: Vec<TypeInfo>,
+    /// The state (sequence number) this writer first relied on: blobs found stored from then
+    /// on are reused, and a prune after it is checked for before committing.
+    base: Option<u64>,
 }
 
 impl Default for SnapshotWriter {
@@ -479,6 +482,7 @@ impl SnapshotWriter {
             staged: Vec::new(),
             origins: Vec::new(),
             types: Vec::new(),
+            base: None,
         }
     }
 
@@ -494,6 +498,7 @@ impl SnapshotWriter {
 
     /// Loads the source tags of a previous snapshot (of the same cluster) for reuse.
     pub fn reuse_unchanged_from(&mut self, repo: &Repository, parent: &crate::format::snapshot::Roots) -> Result<()> {
+        self.base.get_or_insert(repo.state().seq);
         // The namespaces are split among the cores: reading a million entries is decompressing,
         // decoding and hashing, and independent per namespace.
         let mut parts: Vec<crate::format::snapshot::Roots> =
@@ -584,6 +589,7 @@ impl SnapshotWriter {
         origin: u64,
         value: serde_json::Value,
     ) -> Result<std::result::Result<(), String>> {
+        self.base.get_or_insert(repo.state().seq);
         let tagged = self.tag_variant.as_deref().and_then(|v| source_tag_of(repo.key(), v, &value));
         let tag = tagged.as_ref().map(|(_, t)| *t);
         if let Some((resource, tag)) = tagged {
@@ -648,6 +654,7 @@ impl SnapshotWriter {
         meta: SnapshotMeta,
         origin_name: &dyn Fn(u64) -> String,
     ) -> Result<SnapshotReport> {
+        let base = self.base.unwrap_or(repo.state().seq);
         let SnapshotWriter { mut data, mut staged, origins, mut types, reused, reuse_parent, .. } = self;
         if meta.cluster.is_empty() {
             return Err(Error::Usage("the cluster name must not be empty".into()));
@@ -720,6 +727,9 @@ impl SnapshotWriter {
         };
         let mut locations = data.written;
         locations.extend(tree_packer.written);
+        let own_packs: std::collections::HashSet<crate::format::PackId> =
+            locations.frames().iter().map(|f| f.pack).collect();
+        let own_blobs: std::collections::HashSet<BlobId> = locations.blob_ids().collect();
         let mut bytes_added = data.bytes_written + tree_packer.bytes_written;
         let mut change = LogChange::default();
         if !locations.is_empty() {
@@ -754,7 +764,7 @@ impl SnapshotWriter {
             hostname: crate::repo::hostname(),
             program: format!("kubesnap {}", env!("CARGO_PKG_VERSION")),
             source: meta.source,
-            roots,
+            roots: roots.clone(),
             objects,
             desired_bytes,
             server_bytes,
@@ -778,7 +788,11 @@ impl SnapshotWriter {
             objects,
             partial: meta.partial,
         });
-        repo.commit(change)?;
+        let own_index = change.add_index.first().copied();
+        let mut checked_through = base;
+        repo.commit_checked(change, &mut |repo: &Repository| {
+            check_against_removals(repo, base, &mut checked_through, &id, own_index, &own_packs, &own_blobs, &roots)
+        })?;
         // Best effort: a failed merge leaves more index files, never a wrong state.
         if let Err(e) = compact_index(repo) {
             eprintln!("warning: could not merge index files: {e}");
@@ -798,6 +812,65 @@ impl SnapshotWriter {
     }
 }
 
+/// A snapshot's commit-time check (`format-spec/10-writers-and-prune.md`): none of its uploads
+/// was removed after its base, and, when a prune ran since, every blob it reuses is still
+/// listed at the log's head. `checked_through` remembers the last sequence number whose prune
+/// was already checked for, so a retried commit does not walk the snapshot again for nothing.
+#[allow(clippy::too_many_arguments)]
+fn check_against_removals(
+    repo: &Repository,
+    base: u64,
+    checked_through: &mut u64,
+    manifest: &SnapshotId,
+    own_index: Option<crate::format::IndexId>,
+    own_packs: &std::collections::HashSet<crate::format::PackId>,
+    own_blobs: &std::collections::HashSet<BlobId>,
+    roots: &crate::format::snapshot::Roots,
+) -> Result<()> {
+    let mut new_prune = false;
+    for r in repo.state().removals_after(base) {
+        let own_removed = r.snapshots.contains(manifest)
+            || own_index.is_some_and(|i| r.index.contains(&i))
+            || r.packs.iter().any(|p| own_packs.contains(p));
+        if own_removed {
+            return Err(Error::Commit(format!(
+                "a prune (log entry {}) removed files this snapshot uploaded, as leftovers older than its --leftover-age; nothing was committed: run the snapshot again",
+                r.seq
+            )));
+        }
+        if !r.packs.is_empty() && r.seq > *checked_through {
+            new_prune = true;
+        }
+    }
+    if !new_prune {
+        return Ok(());
+    }
+    *checked_through = repo.state().seq;
+    let mut reused = Vec::new();
+    let walked = tree::walk_entries(repo, roots, &mut |e| {
+        for part in std::iter::once(&e.desired).chain(e.server.as_ref()) {
+            reused.extend(part.blobs.iter().filter(|b| !own_blobs.contains(b)).copied());
+        }
+    });
+    let gone = || {
+        Error::Commit(
+            "a concurrent prune removed data this snapshot reuses; nothing was committed: run the snapshot again"
+                .into(),
+        )
+    };
+    if walked.is_err() {
+        return Err(gone());
+    }
+    reused.sort_unstable();
+    reused.dedup();
+    for b in reused {
+        if repo.locate(&b)?.is_none() {
+            return Err(gone());
+        }
+    }
+    Ok(())
+}
+
 /// Merges the live index files when there are too many, commits the merge, then deletes the
 /// files it superseded (they only repeat what the merged file holds; a reader that loaded the
 /// old list and misses one re-reads the log).
@@ -808,8 +881,18 @@ pub fn compact_index(repo: &mut Repository) -> Result<()> {
     }
     let sizes = live.iter().map(|id| Ok((*id, index::file_size(repo, id)?))).collect::<Result<Vec<_>>>()?;
     let Some(merge) = index::compaction_plan(&sizes) else { return Ok(()) };
+    let base = repo.state().seq;
     let merged = index::merge_files(repo, &merge)?;
-    repo.commit(LogChange { add_index: vec![merged], remove_index: merge.clone(), ..Default::default() })?;
+    // A merge copies entries: after a prune it could list packs that prune removed.
+    repo.commit_checked(
+        LogChange { add_index: vec![merged], remove_index: merge.clone(), ..Default::default() },
+        &mut |repo: &Repository| {
+            if repo.state().removals_after(base).any(|r| !r.packs.is_empty() || r.index.contains(&merged)) {
+                return Err(Error::Commit("a prune ran meanwhile; the index files were not merged".into()));
+            }
+            Ok(())
+        },
+    )?;
     for id in &merge {
         if *id != merged {
             repo.backend().delete(&crate::repo::index_name(id))?;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::Repository;
 use crate::backend::{BackendError, Created};
 use crate::format::log::{checkpoint_name, entry_name, parse_seq, Checkpoint, LogEntry, SnapshotSummary};
-use crate::format::{aad, content_hash, FileHeader, FileType, IndexId, SnapshotId};
+use crate::format::{aad, content_hash, FileHeader, FileType, IndexId, PackId, SnapshotId};
 use crate::{Error, Result};
 
 /// A checkpoint is written after this many entries were replayed.
@@ -36,6 +36,25 @@ pub struct LogState {
     pub index: Vec<IndexId>,
     /// The first missing entry, when later entries exist (the log is damaged there).
     pub gap_at: Option<u64>,
+    /// The removals of the entries this process applied, with their sequence numbers: what a
+    /// writer checks before it commits (`10-writers-and-prune.md`). Not in checkpoints.
+    pub removals: Vec<Removal>,
+}
+
+/// What one entry removed.
+#[derive(Clone, Debug, Default)]
+pub struct Removal {
+    pub seq: u64,
+    pub snapshots: Vec<SnapshotId>,
+    pub index: Vec<IndexId>,
+    pub packs: Vec<PackId>,
+}
+
+impl LogState {
+    /// The removals of entries after `base`.
+    pub fn removals_after(&self, base: u64) -> impl Iterator<Item = &Removal> {
+        self.removals.iter().filter(move |r| r.seq > base)
+    }
 }
 
 /// What a commit changes.
@@ -45,10 +64,19 @@ pub struct LogChange {
     pub remove_snapshots: Vec<SnapshotId>,
     pub add_index: Vec<IndexId>,
     pub remove_index: Vec<IndexId>,
+    pub remove_packs: Vec<PackId>,
 }
 
 impl LogState {
     fn apply(&mut self, e: &LogEntry, hash: [u8; 32]) {
+        if !(e.remove_snapshots.is_empty() && e.remove_index.is_empty() && e.remove_packs.is_empty()) {
+            self.removals.push(Removal {
+                seq: e.seq,
+                snapshots: e.remove_snapshots.clone(),
+                index: e.remove_index.clone(),
+                packs: e.remove_packs.clone(),
+            });
+        }
         self.snapshots.retain(|s| !e.remove_snapshots.contains(&s.id));
         for s in &e.add_snapshots {
             if !self.snapshots.iter().any(|x| x.id == s.id) {
@@ -96,7 +124,14 @@ fn from_checkpoint(repo: &Repository) -> Result<LogState> {
         if c.seq != seq || hex::decode_to_slice(&c.entry_hash, &mut hash).is_err() {
             continue;
         }
-        return Ok(LogState { seq, head_hash: Some(hash), snapshots: c.snapshots, index: c.index, gap_at: None });
+        return Ok(LogState {
+            seq,
+            head_hash: Some(hash),
+            snapshots: c.snapshots,
+            index: c.index,
+            gap_at: None,
+            removals: Vec::new(),
+        });
     }
     Ok(LogState::default())
 }
@@ -165,11 +200,18 @@ pub fn write_checkpoint(repo: &Repository) -> Result<()> {
     Ok(())
 }
 
-/// Appends one entry carrying `change`; returns its sequence number.
-pub fn commit(repo: &mut Repository, change: LogChange) -> Result<u64> {
+/// Appends one entry carrying `change`; returns its sequence number. `check` runs on the
+/// state brought up to the log's head before every attempt: an error from it commits nothing
+/// (a writer whose uploads or reused blobs a concurrent prune removed).
+pub fn commit(
+    repo: &mut Repository,
+    change: LogChange,
+    check: &mut dyn FnMut(&Repository) -> Result<()>,
+) -> Result<u64> {
     let writer = format!("{}/{}", super::hostname(), std::process::id());
     for _ in 0..MAX_ATTEMPTS {
         advance(repo)?;
+        check(repo)?;
         if let Some(gap) = repo.state().gap_at {
             return Err(Error::corrupt(
                 "commit log",
@@ -188,6 +230,7 @@ pub fn commit(repo: &mut Repository, change: LogChange) -> Result<u64> {
             remove_snapshots: change.remove_snapshots.clone(),
             add_index: change.add_index.clone(),
             remove_index: change.remove_index.clone(),
+            remove_packs: change.remove_packs.clone(),
         };
         let mut bytes = FileHeader::encode(FileType::LogEntry).to_vec();
         bytes.extend_from_slice(&repo.key().seal(&aad(FileType::LogEntry, b"", &seq_context(seq)), &entry.encode()));

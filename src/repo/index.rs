@@ -267,6 +267,16 @@ pub struct WrittenBlob {
 }
 
 impl Locations {
+    /// The frames the locations point into.
+    pub fn frames(&self) -> &[IndexFrame] {
+        &self.frames
+    }
+
+    /// The ids of the blobs located.
+    pub fn blob_ids(&self) -> impl Iterator<Item = BlobId> + '_ {
+        self.blobs.iter().map(|b| b.id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.blobs.is_empty()
     }

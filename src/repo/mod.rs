@@ -41,6 +41,9 @@ pub struct OpenOptions {
     pub no_cache: bool,
 }
 
+/// The detail of a `Corrupt` error for a pack the index lists but the store lacks.
+const PACK_MISSING: &str = "it is missing";
+
 pub fn pack_name(kind: PackKind, id: &PackId) -> String {
     let hex = id.to_hex();
     let dir = match kind {
@@ -421,7 +424,7 @@ impl Repository {
         let name = pack_name(f.pack_kind, &f.pack);
         let sealed = match self.backend.get_range(&name, f.offset..f.offset + u64::from(f.sealed_length)) {
             Ok(b) => b,
-            Err(BackendError::NotFound(_)) => return Err(Error::corrupt("pack", f.pack.to_hex(), "it is missing")),
+            Err(BackendError::NotFound(_)) => return Err(Error::corrupt("pack", f.pack.to_hex(), PACK_MISSING)),
             Err(e) => return Err(backend_err(e)),
         };
         let ctx = frame_context(f.pack_kind, &f.frame_id);
@@ -449,9 +452,29 @@ impl Repository {
     }
 
     /// Reads one blob and checks that its content hashes to its id.
+    ///
+    /// A pack that a concurrent prune removed (after repacking what stays) is not an error: the
+    /// live index files are read again from the log and the blob is read where they say.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?.ok_or_else(|| Error::corrupt("blob", id.to_hex(), "no index file lists it"))?;
-        self.read_blob_at(id, &loc)
+        match self.read_blob_at(id, &loc) {
+            Err(Error::Corrupt { what, detail, .. }) if what == "pack" && detail == PACK_MISSING => {
+                let state = commitlog::read_state(self)?;
+                self.index.set_files(&state.index);
+                let again = self.locate(id)?.ok_or_else(|| {
+                    Error::corrupt(
+                        "blob",
+                        id.to_hex(),
+                        "no index file lists it any more (a prune removed it meanwhile)",
+                    )
+                })?;
+                if again.frame.pack == loc.frame.pack {
+                    return Err(Error::corrupt("pack", loc.frame.pack.to_hex(), PACK_MISSING));
+                }
+                self.read_blob_at(id, &again)
+            }
+            other => other,
+        }
     }
 
     pub fn read_blob_at(&self, id: &BlobId, loc: &BlobLocation) -> Result<Vec<u8>> {
@@ -469,12 +492,26 @@ impl Repository {
 
     /// Commits a change to the repository's state through the commit log.
     pub fn commit(&mut self, change: LogChange) -> Result<u64> {
+        self.commit_checked(change, &mut |_| Ok(()))
+    }
+
+    /// Commits a change after `check` accepted the state at the log's head (see
+    /// [`commitlog::commit`]).
+    pub fn commit_checked(
+        &mut self,
+        change: LogChange,
+        check: &mut dyn FnMut(&Repository) -> Result<()>,
+    ) -> Result<u64> {
         if !self.writable() {
             return Err(Error::UnsupportedFormat(
                 "the repository uses features this kubesnap can read but not write: upgrade kubesnap".into(),
             ));
         }
-        let seq = commitlog::commit(self, change)?;
+        let seq = commitlog::commit(self, change, &mut |repo: &Repository| {
+            // The lookups of the check must see the head's index files.
+            repo.index.set_files(&repo.state.index);
+            check(repo)
+        })?;
         self.index.clear_pending();
         self.index.set_files(&self.state.index);
         Ok(seq)

@@ -11,4 +11,5 @@ mod damage;
 mod engine;
 mod live;
 mod names;
+mod retention;
 mod vectors;
