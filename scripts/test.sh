@@ -5,6 +5,7 @@
 #   scripts/test.sh            everything
 #   KUBESNAP_CORPUS=DIR ...    where the shared corpus is (default: ../shared/corpus/manifests)
 #   SKIP_FUZZ=1 ...            without the fuzz runs
+#   SKIP_S3=1 ...              without the S3-compatible server (S3 tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,19 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --no-default-features --lib -- -D warnings
+
+# A real S3-compatible server for the backend conformance suite and the S3 torture test.
+if [ -z "${KUBESNAP_TEST_S3:-}" ] && [ -z "${SKIP_S3:-}" ]; then
+    say "starting the S3-compatible test server (moto)"
+    if command -v curl >/dev/null && eval "$(scripts/s3-server.sh start)"; then
+        trap 'scripts/s3-server.sh stop' EXIT
+    elif [ "${CI:-}" = "true" ]; then
+        echo "test: could not start the S3 test server" >&2
+        exit 1
+    else
+        echo "test: no S3 test server: S3 tests will be skipped" >&2
+    fi
+fi
 
 say "cargo test"
 cargo test --workspace --all-targets

@@ -25,9 +25,14 @@ struct Cli {
 
 #[derive(Args)]
 struct Global {
-    /// Repository: a folder path or file://PATH.
+    /// Repository: a folder path, file://PATH, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or
+    /// az://CONTAINER/PREFIX.
     #[arg(short = 'r', long, env = "KUBESNAP_REPOSITORY", global = true)]
     repo: Option<String>,
+    /// A store option, KEY=VALUE (repeatable): object_store's keys, such as endpoint, region,
+    /// allow_http, virtual_hosted_style_request, access_key_id.
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    options: Vec<String>,
     /// Read the password from this file (first line). Otherwise KUBESNAP_PASSWORD.
     #[arg(long, env = "KUBESNAP_PASSWORD_FILE", global = true)]
     password_file: Option<PathBuf>,
@@ -550,7 +555,16 @@ fn read_password(g: &Global) -> Result<Vec<u8>> {
 
 fn backend(g: &Global) -> Result<Arc<dyn kubesnap::backend::Backend>> {
     let Some(url) = &g.repo else { bail!("no repository: give --repo or set KUBESNAP_REPOSITORY") };
-    Ok(kubesnap::backend::open(url).map_err(kubesnap::Error::from)?)
+    let mut options = Vec::new();
+    for o in &g.options {
+        let Some((k, v)) = o.split_once('=') else {
+            bail!(kubesnap::Error::Usage(format!(
+                "--option {o:?}: expected KEY=VALUE, e.g. endpoint=http://minio:9000"
+            )))
+        };
+        options.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(kubesnap::backend::open_with(url, &options).map_err(kubesnap::Error::from)?)
 }
 
 fn open(g: &Global) -> Result<Repository> {

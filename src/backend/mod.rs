@@ -14,6 +14,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as StorePath;
+pub mod fault;
+pub mod retry;
+
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,9 @@ pub enum BackendError {
     Other { name: String, message: String },
     #[error("{0}")]
     Config(String),
+    /// The store answered inconsistently (an upload it acknowledged holds other bytes).
+    #[error("the store is not reliable: {0}")]
+    Integrity(String),
 }
 
 /// The outcome of a create-only write.
@@ -119,21 +125,88 @@ impl ObjectStoreBackend {
     }
 }
 
-/// Opens a repository location: a path, `file://PATH`, or `memory:` (tests).
+/// Opens a repository location without options: see [`open_with`].
 pub fn open(url: &str) -> Result<Arc<dyn Backend>, BackendError> {
-    if url == "memory:" {
-        return Ok(Arc::new(ObjectStoreBackend::memory()));
+    open_with(url, &[])
+}
+
+/// Opens a repository location:
+/// - a path or `file://PATH` (a local folder);
+/// - `s3://BUCKET/PREFIX` (AWS S3 and S3-compatible stores), `gs://BUCKET/PREFIX` (Google Cloud
+///   Storage), `az://CONTAINER/PREFIX` (Azure Blob Storage), each configured from its cloud's
+///   environment variables as object_store reads them (`AWS_ACCESS_KEY_ID`,
+///   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`,
+///   `AWS_WEB_IDENTITY_TOKEN_FILE`...; `GOOGLE_SERVICE_ACCOUNT`...; `AZURE_STORAGE_ACCOUNT_NAME`,
+///   `AZURE_STORAGE_ACCOUNT_KEY`...), then from `options` (object_store's configuration keys,
+///   such as `endpoint`, `region`, `virtual_hosted_style_request`, `allow_http`), which win;
+/// - `memory:` (tests).
+///
+/// Every store is wrapped in a [`retry::RetryBackend`] (retries, checked uploads and reads).
+pub fn open_with(url: &str, options: &[(String, String)]) -> Result<Arc<dyn Backend>, BackendError> {
+    let inner: Arc<dyn Backend> = if url == "memory:" {
+        Arc::new(ObjectStoreBackend::memory())
+    } else if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "file") {
+        Arc::new(cloud(scheme, url, options)?)
+    } else {
+        if !options.is_empty() {
+            return Err(BackendError::Config("--option applies to s3://, gs:// and az:// locations only".into()));
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.is_empty() {
+            return Err(BackendError::Config("empty repository location".into()));
+        }
+        Arc::new(ObjectStoreBackend::local(std::path::Path::new(path))?)
+    };
+    Ok(Arc::new(retry::RetryBackend::new(inner, retry::RetryPolicy::default())))
+}
+
+fn cloud(scheme: &str, url: &str, options: &[(String, String)]) -> Result<ObjectStoreBackend, BackendError> {
+    let bad = |m: String| BackendError::Config(format!("{url}: {m}"));
+    let rest = &url[scheme.len() + 3..];
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad("no bucket (or container) in the location".into()));
     }
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    if path.contains("://") {
-        return Err(BackendError::Config(format!(
-            "{url}: this kubesnap reads local folders (a path or file://PATH); other stores are not built in yet"
-        )));
-    }
-    if path.is_empty() {
-        return Err(BackendError::Config("empty repository location".into()));
-    }
-    Ok(Arc::new(ObjectStoreBackend::local(std::path::Path::new(path))?))
+    let prefix = prefix.trim_matches('/');
+    let store: Arc<dyn ObjectStore> = match scheme {
+        "s3" => {
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (k, v) in options {
+                let key: AmazonS3ConfigKey = k.parse().map_err(|_| bad(format!("unknown S3 option {k:?}")))?;
+                b = b.with_config(key, v);
+            }
+            // S3 checks each upload against its SHA-256.
+            b = b.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        "gs" => {
+            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            for (k, v) in options {
+                let key: GoogleConfigKey = k.parse().map_err(|_| bad(format!("unknown GCS option {k:?}")))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        "az" | "azure" => {
+            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(bucket);
+            for (k, v) in options {
+                let key: AzureConfigKey = k.parse().map_err(|_| bad(format!("unknown Azure option {k:?}")))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| bad(e.to_string()))?)
+        }
+        other => {
+            return Err(BackendError::Config(format!(
+                "{url}: unknown scheme {other:?}: use a path, file://, s3://, gs:// or az://"
+            )))
+        }
+    };
+    let store: Arc<dyn ObjectStore> =
+        if prefix.is_empty() { store } else { Arc::new(object_store::prefix::PrefixStore::new(store, prefix)) };
+    ObjectStoreBackend::new(store, url.trim_end_matches('/').to_string())
 }
 
 impl Backend for ObjectStoreBackend {

@@ -136,3 +136,99 @@ fn the_cache_serves_immutable_files_without_the_store() {
     cached.get("config").unwrap();
     assert_eq!(counting.counts().0, 1, "mutable-named files always go to the store");
 }
+
+use kubesnap::backend::fault::{Action, Fault, FaultyBackend, Op};
+use kubesnap::backend::retry::{RetryBackend, RetryPolicy};
+
+/// Quick retries for tests.
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 8,
+        base: std::time::Duration::from_millis(1),
+        max_wait: std::time::Duration::from_millis(5),
+        max_elapsed: std::time::Duration::from_secs(10),
+    }
+}
+
+#[test]
+fn fault_decorator_without_faults() {
+    suite(&|| Arc::new(FaultyBackend::new(Arc::new(ObjectStoreBackend::memory()))));
+}
+
+#[test]
+fn retry_decorator() {
+    suite(&|| Arc::new(RetryBackend::new(Arc::new(ObjectStoreBackend::memory()), fast())));
+}
+
+/// A store that fails, loses answers, drops uploads and cuts reads short, behind the retry
+/// decorator: the contract holds.
+#[test]
+fn retry_decorator_over_a_misbehaving_store() {
+    let fired = std::sync::Mutex::new(Vec::new());
+    suite(&|| {
+        let faulty = Arc::new(FaultyBackend::new(Arc::new(ObjectStoreBackend::memory())));
+        faulty.add(Fault::new(Action::Error).every(3));
+        faulty.add(Fault::new(Action::ErrorAfter).on(&[Op::PutNew]).every(4));
+        faulty.add(Fault::new(Action::DropWrite).on(&[Op::PutNew]).every(5));
+        faulty.add(Fault::new(Action::ShortRead).on(&[Op::GetRange]).every(2));
+        fired.lock().unwrap().push(faulty.clone());
+        Arc::new(RetryBackend::new(faulty, fast()))
+    });
+    let total: u64 = fired.lock().unwrap().iter().map(|f| f.fired()).sum();
+    assert!(total > 20, "faults fired: {total}");
+}
+
+/// The S3-compatible server started by scripts/test.sh (KUBESNAP_TEST_S3 is its endpoint).
+pub fn s3_options() -> Option<Vec<(String, String)>> {
+    let endpoint = std::env::var("KUBESNAP_TEST_S3").ok()?;
+    Some(
+        [
+            ("endpoint", endpoint.as_str()),
+            ("allow_http", "true"),
+            ("access_key_id", "test"),
+            ("secret_access_key", "test"),
+            ("region", "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+}
+
+pub fn s3_url(test: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("s3://kubesnap-test/{test}-{}-{n}-{}", std::process::id(), rand_suffix())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+#[test]
+fn s3_compatible_server() {
+    let Some(opts) = s3_options() else {
+        eprintln!("s3_compatible_server: skipped: KUBESNAP_TEST_S3 is not set (scripts/test.sh starts moto)");
+        return;
+    };
+    suite(&|| kubesnap::backend::open_with(&s3_url("conformance"), &opts).expect("open s3"));
+}
+
+#[test]
+fn locations_and_options_are_checked() {
+    for (url, opts, want) in [
+        ("ftp://host/x", vec![], "unknown scheme"),
+        ("s3:///prefix", vec![], "no bucket"),
+        ("s3://bucket/p", vec![("no_such_option".to_string(), "1".to_string())], "unknown S3 option"),
+        ("gs://bucket/p", vec![("no_such_option".to_string(), "1".to_string())], "unknown GCS option"),
+        ("az://c/p", vec![("no_such_option".to_string(), "1".to_string())], "unknown Azure option"),
+        ("/tmp/x", vec![("endpoint".to_string(), "x".to_string())], "--option applies"),
+    ] {
+        let err = kubesnap::backend::open_with(url, &opts).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(want), "{url}: {err}");
+    }
+    // A GCS location is understood without a server (credentials are read when first used).
+    let gcs =
+        kubesnap::backend::open_with("gs://bucket/prefix", &[("service_account_key".to_string(), "{}".to_string())]);
+    assert!(gcs.is_ok() || gcs.as_ref().err().is_some_and(|e| !e.to_string().contains("unknown")), "{:?}", gcs.err());
+}
