@@ -218,7 +218,15 @@ impl Backend for ObjectStoreBackend {
         let path = StorePath::from(name);
         self.runtime.block_on(async {
             let r = self.store.get(&path).await.map_err(|e| self.map(name, e))?;
-            r.bytes().await.map_err(|e| self.map(name, e))
+            let size = r.meta.size;
+            let b = r.bytes().await.map_err(|e| self.map(name, e))?;
+            if b.len() as u64 != size {
+                return Err(BackendError::Other {
+                    name: name.to_owned(),
+                    message: format!("short read: the object has {size} bytes, got {}", b.len()),
+                });
+            }
+            Ok(b)
         })
     }
 

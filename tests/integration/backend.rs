@@ -205,6 +205,23 @@ fn rand_suffix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
+/// The S3 test server as environment variables, as a user would set them.
+pub fn s3_env() -> Option<Vec<(String, String)>> {
+    let endpoint = std::env::var("KUBESNAP_TEST_S3").ok()?;
+    Some(
+        [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+}
+
 #[test]
 fn s3_compatible_server() {
     let Some(opts) = s3_options() else {
@@ -231,4 +248,109 @@ fn locations_and_options_are_checked() {
     let gcs =
         kubesnap::backend::open_with("gs://bucket/prefix", &[("service_account_key".to_string(), "{}".to_string())]);
     assert!(gcs.is_ok() || gcs.as_ref().err().is_some_and(|e| !e.to_string().contains("unknown")), "{:?}", gcs.err());
+}
+
+mod repository_faults {
+    use std::sync::Arc;
+
+    use kubesnap::backend::fault::{Action, Fault, FaultyBackend, Op};
+    use kubesnap::backend::retry::RetryBackend;
+    use kubesnap::backend::{Backend, ObjectStoreBackend};
+    use kubesnap::crypto::KdfParams;
+    use kubesnap::ops::snapshot::{snapshot_dir, SnapshotOptions};
+    use kubesnap::ops::NoProgress;
+    use kubesnap::repo::{OpenOptions, Repository};
+
+    use super::super::common::synthetic_cluster;
+    use super::fast;
+
+    const CHEAP: KdfParams = KdfParams { m_cost: 64, t_cost: 1, p_cost: 1 };
+
+    fn setup() -> (tempfile::TempDir, Arc<dyn Backend>, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Backend> = Arc::new(ObjectStoreBackend::local(&d.path().join("repo")).unwrap());
+        Repository::init(store.clone(), b"pw", CHEAP, |_| {}).unwrap();
+        let src = d.path().join("src");
+        synthetic_cluster(&src, 0);
+        (d, store, src)
+    }
+
+    fn open(b: Arc<dyn Backend>) -> kubesnap::Result<Repository> {
+        Repository::open(b, b"pw", &OpenOptions { no_cache: true, ..Default::default() })
+    }
+
+    fn restore_all(
+        repo: &Repository,
+        id: &kubesnap::format::SnapshotId,
+        dir: &std::path::Path,
+    ) -> kubesnap::Result<Vec<kubesnap::ops::restore::Restored>> {
+        let opts = kubesnap::ops::restore::RestoreOptions {
+            resources: Vec::new(),
+            filter: Default::default(),
+            server_fields: true,
+            output: kubesnap::ops::restore::Output::Dir(dir.to_path_buf()),
+        };
+        kubesnap::ops::restore::restore(repo, id, &opts, &mut std::io::sink())
+    }
+
+    fn clean_check(store: Arc<dyn Backend>) -> Repository {
+        let repo = open(store).unwrap();
+        let mut opts = kubesnap::ops::check::CheckOptions::default();
+        opts.read_data = true;
+        let r = kubesnap::ops::check::check(&repo, &opts, &NoProgress).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        repo
+    }
+
+    #[test]
+    fn transient_faults_are_survived() {
+        let (_d, store, src) = setup();
+        let faulty = Arc::new(FaultyBackend::new(store.clone()));
+        faulty.add(Fault::new(Action::Error).every(4));
+        faulty.add(Fault::new(Action::ErrorAfter).on(&[Op::PutNew]).every(3));
+        faulty.add(Fault::new(Action::DropWrite).on(&[Op::PutNew]).every(7));
+        // Ranged reads cut short are detected (the length is known) and retried; a whole-object
+        // read cut short cannot be told from a shorter object, and is refused by authentication
+        // instead (a_store_that_cuts_reads_short_is_caught_not_believed).
+        faulty.add(Fault::new(Action::ShortRead).on(&[Op::GetRange]).every(5));
+        let b: Arc<dyn Backend> = Arc::new(RetryBackend::new(faulty.clone(), fast()));
+        let mut repo = open(b.clone()).unwrap();
+        let r = snapshot_dir(&mut repo, &SnapshotOptions { from_dir: src, ..Default::default() }, &NoProgress).unwrap();
+        assert!(faulty.fired() > 5, "{}", faulty.fired());
+        let again = open(b).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        restore_all(&again, &r.id, out.path()).unwrap();
+        let repo = clean_check(store);
+        assert_eq!(repo.snapshots().len(), 1);
+    }
+
+    #[test]
+    fn a_permanent_fault_fails_clearly_and_leaves_the_repository_sound() {
+        let (_d, store, src) = setup();
+        let faulty = Arc::new(FaultyBackend::new(store.clone()));
+        faulty.add(Fault::new(Action::Error).on(&[Op::PutNew]).under("data/"));
+        let b: Arc<dyn Backend> = Arc::new(RetryBackend::new(faulty, fast()));
+        let mut repo = open(b).unwrap();
+        let err = snapshot_dir(&mut repo, &SnapshotOptions { from_dir: src, ..Default::default() }, &NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("injected fault") && err.contains("data/"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
+        let repo = clean_check(store);
+        assert!(repo.snapshots().is_empty());
+    }
+
+    #[test]
+    fn a_store_that_cuts_reads_short_is_caught_not_believed() {
+        let (_d, store, src) = setup();
+        let mut repo = open(store.clone()).unwrap();
+        let r = snapshot_dir(&mut repo, &SnapshotOptions { from_dir: src, ..Default::default() }, &NoProgress).unwrap();
+        // No retry layer: the lie reaches the repository, whose authentication must refuse it.
+        let faulty = Arc::new(FaultyBackend::new(store));
+        faulty.add(Fault::new(Action::ShortRead).on(&[Op::GetRange]).under("data/"));
+        let lying = open(faulty).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = restore_all(&lying, &r.id, out.path()).unwrap_err();
+        assert!(matches!(err, kubesnap::Error::Corrupt { .. } | kubesnap::Error::Backend(_)), "{err}");
+    }
 }

@@ -14,6 +14,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub repo: PathBuf,
     pub cache: PathBuf,
+    /// More environment for every command (a store's credentials).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Env {
@@ -28,7 +30,16 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = dir.path().join("repo");
         let cache = dir.path().join("cache");
-        Env { dir, repo, cache }
+        Env { dir, repo, cache, extra_env: Vec::new() }
+    }
+
+    /// A new, initialised repository at a store location (`s3://...`), with its environment.
+    pub fn at(location: &str, extra_env: Vec<(String, String)>) -> Env {
+        let mut env = Env::uninit();
+        env.repo = PathBuf::from(location);
+        env.extra_env = extra_env;
+        env.ok(&["init", "--kdf-memory", "64", "--kdf-iterations", "1"]);
+        env
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -45,6 +56,7 @@ impl Env {
         c.env("KUBESNAP_REPOSITORY", &self.repo)
             .env("KUBESNAP_PASSWORD", PASSWORD)
             .env("KUBESNAP_CACHE_DIR", &self.cache)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .args(args);
         c
     }
