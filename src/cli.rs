@@ -88,6 +88,93 @@ enum Command {
     Forget(ForgetArgs),
     /// Delete data no snapshot references; safe while snapshots are being written.
     Prune(PruneArgs),
+    /// The passwords (key files) that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Rewrite snapshots without some resources (then `prune` removes their data).
+    Rewrite(RewriteArgs),
+    /// Copy snapshots into another repository (re-encrypted under its key).
+    Copy(CopyArgs),
+}
+
+#[derive(Args)]
+struct RewriteArgs {
+    /// Snapshots to rewrite (default: all, of --cluster when given).
+    snapshots: Vec<String>,
+    /// What to leave out: TYPE/NAME (e.g. secret/leaked) or a whole TYPE (repeatable).
+    #[arg(long, required = true)]
+    exclude: Vec<String>,
+    /// Only in this namespace.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// Snapshots to copy (default: all, of --cluster when given).
+    snapshots: Vec<String>,
+    /// The destination repository (initialised with `kubesnap init`).
+    #[arg(long)]
+    to: String,
+    /// A store option of the destination, KEY=VALUE (repeatable).
+    #[arg(long = "to-option", value_name = "KEY=VALUE")]
+    to_options: Vec<String>,
+    /// The destination's password file (first line). Otherwise KUBESNAP_TO_PASSWORD.
+    #[arg(long, env = "KUBESNAP_TO_PASSWORD_FILE")]
+    to_password_file: Option<PathBuf>,
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Key files, oldest first; `*` marks the one in use.
+    List,
+    /// Add a key for another password (read from --new-password-file or KUBESNAP_NEW_PASSWORD).
+    Add(NewKeyArgs),
+    /// Remove a key file by id or unique prefix (not the last one, not the one in use).
+    Remove { id: String },
+    /// Change the password in use: add a key for the new password, remove the current one.
+    Passwd(NewKeyArgs),
+}
+
+#[derive(Args)]
+struct NewKeyArgs {
+    /// Read the new password from this file (first line). Otherwise KUBESNAP_NEW_PASSWORD.
+    #[arg(long, env = "KUBESNAP_NEW_PASSWORD_FILE")]
+    new_password_file: Option<PathBuf>,
+    /// Argon2id memory in KiB.
+    #[arg(long, default_value_t = KdfParams::default().m_cost)]
+    kdf_memory: u32,
+    /// Argon2id passes.
+    #[arg(long, default_value_t = KdfParams::default().t_cost)]
+    kdf_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, default_value_t = KdfParams::default().p_cost)]
+    kdf_parallelism: u32,
+}
+
+impl NewKeyArgs {
+    fn password(&self) -> Result<Vec<u8>> {
+        if let Some(f) = &self.new_password_file {
+            let text = std::fs::read(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
+            let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+            return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+        }
+        if let Some(p) = std::env::var_os("KUBESNAP_NEW_PASSWORD") {
+            return Ok(p.into_encoded_bytes());
+        }
+        bail!(kubesnap::Error::Usage("no new password: give --new-password-file or set KUBESNAP_NEW_PASSWORD".into()))
+    }
+
+    fn kdf(&self) -> KdfParams {
+        KdfParams { m_cost: self.kdf_memory, t_cost: self.kdf_iterations, p_cost: self.kdf_parallelism }
+    }
 }
 
 /// A retention policy (restic's semantics; see `kubesnap forget --help`).
@@ -456,8 +543,12 @@ struct RestoreArgs {
 #[derive(Args)]
 struct CheckArgs {
     /// Also read every pack and verify every blob.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "read_data_subset")]
     read_data: bool,
+    /// Read and verify some packs only: a percentage (10%: a random tenth each run) or a part
+    /// K/N (run 1/7 to 7/7 on seven days to read everything once a week).
+    #[arg(long, value_name = "N% | K/N")]
+    read_data_subset: Option<String>,
 }
 
 #[derive(Args)]
@@ -960,7 +1051,19 @@ pub fn try_main() -> Result<i32> {
         }
         Command::Check(a) => {
             let repo = open_with(g, true)?;
-            let r = ops::check::check(&repo, &ops::check::CheckOptions { read_data: a.read_data }, &progress)?;
+            let read_data_subset = match &a.read_data_subset {
+                Some(s) => Some(ops::check::Subset::parse(s).ok_or_else(|| {
+                    kubesnap::Error::Usage(format!(
+                        "--read-data-subset {s:?}: expected a percentage (10%) or K/N (2/7)"
+                    ))
+                })?),
+                None => None,
+            };
+            let r = ops::check::check(
+                &repo,
+                &ops::check::CheckOptions { read_data: a.read_data, read_data_subset },
+                &progress,
+            )?;
             if g.json {
                 print_json(&r)?;
             } else {
@@ -1017,6 +1120,126 @@ pub fn try_main() -> Result<i32> {
                 print_forget(&mut out, &r)?;
                 if let Some(p) = &pruned {
                     print_prune(&mut out, p)?;
+                }
+            }
+        }
+        Command::Key(k) => {
+            let repo = open(g)?;
+            match k {
+                KeyCommand::List => {
+                    let keys = ops::key::list(&repo)?;
+                    if g.json {
+                        print_json(&keys)?;
+                    } else {
+                        for key in keys {
+                            writeln!(
+                                out,
+                                "{} {:<10} {:<26} {}@{} argon2id m={} t={} p={}",
+                                if key.current { "*" } else { " " },
+                                key.id.short(),
+                                key.created,
+                                key.username,
+                                key.hostname,
+                                key.kdf_memory_kib,
+                                key.kdf_iterations,
+                                key.kdf_parallelism
+                            )?;
+                        }
+                    }
+                }
+                KeyCommand::Add(a) => {
+                    let id = ops::key::add(&repo, &a.password()?, a.kdf())?;
+                    if g.json {
+                        print_json(&serde_json::json!({"added": id}))?;
+                    } else {
+                        writeln!(out, "added key {}", id.short())?;
+                    }
+                }
+                KeyCommand::Remove { id } => {
+                    let id = ops::key::remove(&repo, id)?;
+                    if g.json {
+                        print_json(&serde_json::json!({"removed": id}))?;
+                    } else {
+                        writeln!(out, "removed key {}", id.short())?;
+                    }
+                }
+                KeyCommand::Passwd(a) => {
+                    let id = ops::key::passwd(&repo, &a.password()?, a.kdf())?;
+                    if g.json {
+                        print_json(&serde_json::json!({"added": id, "removed": repo.key_id()}))?;
+                    } else {
+                        writeln!(out, "password changed: key {} replaces {}", id.short(), repo.key_id().short())?;
+                    }
+                }
+            }
+        }
+        Command::Rewrite(a) => {
+            let mut repo = open(g)?;
+            let r = ops::rewrite::rewrite(
+                &mut repo,
+                &ops::rewrite::RewriteOptions {
+                    exclude: a.exclude.clone(),
+                    namespace: a.namespace.clone(),
+                    snapshots: a.snapshots.clone(),
+                    cluster: a.cluster.clone(),
+                    dry_run: a.dry_run,
+                },
+            )?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for w in &r.rewritten {
+                    let names: Vec<String> = w.removed.iter().map(|r| r.display()).collect();
+                    match &w.new {
+                        Some(n) => writeln!(out, "{} -> {}: removed {}", w.old.short(), n.short(), names.join(", "))?,
+                        None => writeln!(out, "{}: would remove {}", w.old.short(), names.join(", "))?,
+                    }
+                }
+                writeln!(out, "{} snapshot(s) rewritten, {} unchanged", r.rewritten.len(), r.unchanged)?;
+                if !r.dry_run && !r.rewritten.is_empty() {
+                    writeln!(out, "run `kubesnap prune` to remove their data")?;
+                }
+            }
+        }
+        Command::Copy(a) => {
+            let src = open(g)?;
+            let mut options = Vec::new();
+            for o in &a.to_options {
+                let Some((k, v)) = o.split_once('=') else {
+                    bail!(kubesnap::Error::Usage(format!("--to-option {o:?}: expected KEY=VALUE")))
+                };
+                options.push((k.trim().to_string(), v.to_string()));
+            }
+            let password = match &a.to_password_file {
+                Some(f) => {
+                    let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+                    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+                    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+                }
+                None => match std::env::var_os("KUBESNAP_TO_PASSWORD") {
+                    Some(p) => p.into_encoded_bytes(),
+                    None => bail!(kubesnap::Error::Usage(
+                        "the destination's password: give --to-password-file or set KUBESNAP_TO_PASSWORD".into()
+                    )),
+                },
+            };
+            let be = kubesnap::backend::open_with(&a.to, &options).map_err(kubesnap::Error::from)?;
+            let mut dst =
+                Repository::open(be, &password, &OpenOptions { cache_dir: g.cache_dir.clone(), no_cache: g.no_cache })?;
+            let chosen: Vec<_> = if a.snapshots.is_empty() {
+                select::of_cluster(&src, a.cluster.as_deref())
+            } else {
+                a.snapshots.iter().map(|s| select::snapshot(&src, s, a.cluster.as_deref())).collect::<Result<_, _>>()?
+            };
+            let r = ops::copy::copy(&src, &mut dst, &chosen, &progress)?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for c in &r.copied {
+                    match &c.to {
+                        Some(t) => writeln!(out, "{} -> {} ({} objects)", c.from.short(), t.short(), c.objects)?,
+                        None => writeln!(out, "{}: copied before", c.from.short())?,
+                    }
                 }
             }
         }

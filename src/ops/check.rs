@@ -20,7 +20,46 @@ use crate::Result;
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
+    /// Read and verify every byte of every pack.
     pub read_data: bool,
+    /// Read and verify every byte of some packs only.
+    pub read_data_subset: Option<Subset>,
+}
+
+/// Which packs `--read-data-subset` reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Subset {
+    /// About this percentage of the packs, chosen at random on each run.
+    Percent(f64),
+    /// Part `k` (1-based) of `n`: the packs whose id, as a number, is `k - 1` modulo `n`.
+    /// Running parts 1/n to n/n reads every pack once.
+    Part { k: u64, n: u64 },
+}
+
+impl Subset {
+    /// `10%`, `2.5%` or `K/N`.
+    pub fn parse(s: &str) -> Option<Subset> {
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().ok()?;
+            return (v > 0.0 && v <= 100.0).then_some(Subset::Percent(v));
+        }
+        let (k, n) = s.split_once('/')?;
+        let (k, n): (u64, u64) = (k.trim().parse().ok()?, n.trim().parse().ok()?);
+        (n > 0 && k >= 1 && k <= n).then_some(Subset::Part { k, n })
+    }
+
+    fn selects(&self, pack: &PackId, seed: u64) -> bool {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&pack.0[..8]);
+        let v = u64::from_le_bytes(b);
+        match *self {
+            Subset::Percent(p) => {
+                let x = (v ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11;
+                (x as f64 / (1u64 << 53) as f64) * 100.0 < p
+            }
+            Subset::Part { k, n } => v % n == k - 1,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -28,6 +67,8 @@ pub struct CheckReport {
     pub snapshots: u64,
     pub index_files: u64,
     pub packs: u64,
+    /// Packs read and verified byte by byte.
+    pub packs_read: u64,
     pub blobs: u64,
     /// Damage: each names the object.
     pub errors: Vec<String>,
@@ -133,7 +174,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
         }
     }
     let mut referenced: HashSet<String> = HashSet::new();
-    progress.start(if opts.read_data { "reading packs" } else { "checking packs" }, by_pack.len() as u64);
+    let reads_some = opts.read_data || opts.read_data_subset.is_some();
+    progress.start(if reads_some { "reading packs" } else { "checking packs" }, by_pack.len() as u64);
+    let seed: u64 = rand::random();
     let mut packs: Vec<_> = by_pack.into_iter().collect();
     packs.sort_by_key(|p| p.0);
     for (pack, entries) in packs {
@@ -146,7 +189,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &dyn super::Progr
             progress.advance(1);
             continue;
         }
-        if let Err(msg) = check_pack(repo, &pack, &name, &entries, opts.read_data) {
+        let read = opts.read_data || opts.read_data_subset.is_some_and(|s| s.selects(&pack, seed));
+        if read {
+            rep.packs_read += 1;
+        }
+        if let Err(msg) = check_pack(repo, &pack, &name, &entries, read) {
             rep.errors.push(format!("pack {} is corrupt: {msg}", pack.to_hex()));
         }
         progress.advance(1);
@@ -257,4 +304,26 @@ fn check_pack(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+
+    #[test]
+    fn subsets() {
+        assert_eq!(Subset::parse("10%"), Some(Subset::Percent(10.0)));
+        assert_eq!(Subset::parse("2/5"), Some(Subset::Part { k: 2, n: 5 }));
+        for bad in ["0%", "101%", "0/5", "6/5", "1/0", "x", "5"] {
+            assert_eq!(Subset::parse(bad), None, "{bad}");
+        }
+        // Parts 1/n..n/n cover every pack exactly once; a percentage takes about that share.
+        let packs: Vec<PackId> = (0..1000u32).map(|i| PackId(*blake3::hash(&i.to_le_bytes()).as_bytes())).collect();
+        for p in &packs {
+            let hits = (1..=4).filter(|k| Subset::Part { k: *k, n: 4 }.selects(p, 0)).count();
+            assert_eq!(hits, 1);
+        }
+        let share = packs.iter().filter(|p| Subset::Percent(20.0).selects(p, 12345)).count();
+        assert!((120..=280).contains(&share), "{share}");
+    }
 }

@@ -2,16 +2,19 @@
 //! operator call these same functions.
 
 pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod fielddiff;
 pub mod forget;
 pub mod init;
+pub mod key;
 pub mod live;
 pub mod log;
 pub mod ls;
 pub mod prune;
 pub mod restore;
 pub mod retention;
+pub mod rewrite;
 pub mod select;
 pub mod snapshot;
 pub mod snapshots;

@@ -295,7 +295,7 @@ mod repository_faults {
 
     fn clean_check(store: Arc<dyn Backend>) -> Repository {
         let repo = open(store).unwrap();
-        let opts = kubesnap::ops::check::CheckOptions { read_data: true };
+        let opts = kubesnap::ops::check::CheckOptions { read_data: true, read_data_subset: None };
         let r = kubesnap::ops::check::check(&repo, &opts, &NoProgress).unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         repo

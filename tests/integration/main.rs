@@ -12,4 +12,5 @@ mod engine;
 mod live;
 mod names;
 mod retention;
+mod storage;
 mod vectors;
