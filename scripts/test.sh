@@ -6,6 +6,7 @@
 #   KUBESNAP_CORPUS=DIR ...    where the shared corpus is (default: ../shared/corpus/manifests)
 #   SKIP_FUZZ=1 ...            without the fuzz runs
 #   SKIP_S3=1 ...              without the S3-compatible server (S3 tests skip)
+#   SKIP_AZURE=1 ...           without the Azure Blob emulator (Azure tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,16 @@ if [ -z "${KUBESNAP_TEST_S3:-}" ] && [ -z "${SKIP_S3:-}" ]; then
         exit 1
     else
         echo "test: no S3 test server: S3 tests will be skipped" >&2
+    fi
+fi
+
+# The Azure Blob emulator, where npm can install it (the suite skips Azure otherwise).
+if [ -z "${KUBESNAP_TEST_AZURE:-}" ] && [ -z "${SKIP_AZURE:-}" ]; then
+    say "starting the Azure Blob emulator (Azurite)"
+    if command -v npm >/dev/null && command -v curl >/dev/null && eval "$(scripts/azure-server.sh start)"; then
+        trap 'scripts/s3-server.sh stop; scripts/azure-server.sh stop' EXIT
+    else
+        echo "test: no Azure emulator: Azure tests will be skipped" >&2
     fi
 fi
 

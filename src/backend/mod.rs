@@ -247,7 +247,20 @@ impl Backend for ObjectStoreBackend {
         let path = StorePath::from(name);
         self.runtime.block_on(async {
             let opts = GetOptions { range: Some(GetRange::Suffix(n)), ..Default::default() };
-            let r = self.store.get_opts(&path, opts).await.map_err(|e| self.map(name, e))?;
+            let r = match self.store.get_opts(&path, opts).await {
+                Ok(r) => r,
+                // Azure has no suffix ranges: the size first, then an ordinary range.
+                Err(object_store::Error::NotSupported { .. }) => {
+                    let meta = self.store.head(&path).await.map_err(|e| self.map(name, e))?;
+                    let start = meta.size.saturating_sub(n);
+                    let opts = GetOptions { range: Some(GetRange::Bounded(start..meta.size)), ..Default::default() };
+                    if meta.size == 0 {
+                        return Ok((Bytes::new(), 0));
+                    }
+                    self.store.get_opts(&path, opts).await.map_err(|e| self.map(name, e))?
+                }
+                Err(e) => return Err(self.map(name, e)),
+            };
             let size = r.meta.size;
             let b = r.bytes().await.map_err(|e| self.map(name, e))?;
             if b.len() as u64 != n.min(size) {

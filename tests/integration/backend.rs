@@ -353,3 +353,21 @@ mod repository_faults {
         assert!(matches!(err, kubesnap::Error::Corrupt { .. } | kubesnap::Error::Backend(_)), "{err}");
     }
 }
+
+/// Azurite, started by scripts/test.sh where npm installs it (KUBESNAP_TEST_AZURE).
+pub fn azure_options() -> Option<Vec<(String, String)>> {
+    std::env::var("KUBESNAP_TEST_AZURE").ok()?;
+    Some(vec![("use_emulator".to_string(), "true".to_string())])
+}
+
+#[test]
+fn azure_blob_emulator() {
+    let Some(opts) = azure_options() else {
+        eprintln!("azure_blob_emulator: skipped: KUBESNAP_TEST_AZURE is not set (scripts/test.sh starts Azurite)");
+        return;
+    };
+    suite(&|| {
+        let url = s3_url("conformance").replacen("s3://", "az://", 1);
+        kubesnap::backend::open_with(&url, &opts).expect("open azure")
+    });
+}

@@ -152,7 +152,20 @@ fn a_repository_on_s3_works_end_to_end() {
         eprintln!("a_repository_on_s3_works_end_to_end: skipped: KUBESNAP_TEST_S3 is not set");
         return;
     };
-    let env = Env::at(&super::backend::s3_url("cli"), s3);
+    end_to_end(&Env::at(&super::backend::s3_url("cli"), s3));
+}
+
+#[test]
+fn a_repository_on_azure_works_end_to_end() {
+    if std::env::var_os("KUBESNAP_TEST_AZURE").is_none() {
+        eprintln!("a_repository_on_azure_works_end_to_end: skipped: KUBESNAP_TEST_AZURE is not set");
+        return;
+    }
+    let url = super::backend::s3_url("cli").replacen("s3://", "az://", 1);
+    end_to_end(&Env::at(&url, vec![("AZURE_STORAGE_USE_EMULATOR".to_string(), "true".to_string())]));
+}
+
+fn end_to_end(env: &Env) {
     let src = env.path("src");
     synthetic_cluster(&src, 0);
     let a = env.snapshot(&src, "2026-06-01T00:00:00Z", &[]);
