@@ -120,6 +120,11 @@ impl ObjectStoreBackend {
     fn map(&self, name: &str, e: object_store::Error) -> BackendError {
         match e {
             object_store::Error::NotFound { .. } => BackendError::NotFound(name.to_owned()),
+            // Without conditional creates two writers could both "win" a log entry: refuse.
+            object_store::Error::NotImplemented { operation, .. } => BackendError::Config(format!(
+                "{}: the store cannot do {operation}; kubesnap needs conditional creates (If-None-Match) to let writers share a repository safely",
+                self.location
+            )),
             other => BackendError::Other { name: name.to_owned(), message: other.to_string() },
         }
     }
