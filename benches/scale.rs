@@ -6,6 +6,9 @@
 //!     cargo bench --bench scale                       # 1M objects (a few minutes)
 //!     SCALE_OBJECTS=100000 cargo bench --bench scale  # quicker
 //!
+//! The last phase forgets the first snapshot and prunes: prune's time and peak memory over a
+//! repository of about two million blobs (issue: object stores, prune).
+//!
 //! Targets (issue: the engine measured): peak RSS under 1 GiB; the second snapshot at least 3x
 //! faster than the first.
 
@@ -142,6 +145,30 @@ fn phase(dir: &Path, name: &str, objects: usize) {
             let (reads, bytes, _) = repo.io_counts();
             eprintln!("  restore: {} bytes of YAML, {reads} stored objects read ({bytes} bytes)", out.len());
         }
+        "prune" => {
+            // Forget the first snapshot, then prune: the 1% of objects it alone held go (whole
+            // frames of them are rare: most packs are repacked or kept).
+            let mut repo = Repository::open(backend(dir), b"bench", &opts).expect("open");
+            let first = repo.snapshots()[0].id;
+            repo.commit(kubesnap::repo::LogChange { remove_snapshots: vec![first], ..Default::default() })
+                .expect("forget");
+            let mut blobs = 0u64;
+            repo.index().for_each_entry(&repo, |_, _, _| {
+                blobs += 1;
+                Ok(())
+            })
+            .expect("index");
+            let r = kubesnap::ops::prune::prune(
+                &mut repo,
+                &kubesnap::ops::prune::PruneOptions { leftover_age: std::time::Duration::ZERO, ..Default::default() },
+                &kubesnap::ops::NoProgress,
+            )
+            .expect("prune");
+            eprintln!(
+                "  prune over {blobs} blobs: {} unreferenced, {} packs removed, {} repacked, {} bytes removed, {} written",
+                r.blobs_unreferenced, r.packs_removed, r.packs_repacked, r.bytes_removed, r.bytes_written
+            );
+        }
         other => panic!("unknown phase {other}"),
     }
     println!("peak_rss_kib={}", peak_rss_kib());
@@ -166,7 +193,7 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("scratch folder");
     println!("scale: {objects} objects in {}", dir.display());
     let mut times = Vec::new();
-    for name in ["snapshot0", "snapshot1", "diff", "restore"] {
+    for name in ["snapshot0", "snapshot1", "diff", "restore", "prune"] {
         let start = Instant::now();
         let out = std::process::Command::new(&args[0])
             .args(["phase", dir.to_str().expect("utf-8"), name])
