@@ -41,7 +41,7 @@ mid_day=$(echo "$days" | sed -n "$(( (ndays + 1) / 2 ))p")
 last_day=$(echo "$days" | tail -1)
 
 # The object restored: a Deployment present in the middle day (the first one, by path).
-obj_rel=$(cd "$hist/$mid_day" && find namespaces -path '*Deployment.apps/*' -name '*.yaml' | sort | head -1)
+obj_rel=$(cd "$hist/$mid_day" && find namespaces -path '*Deployment.apps/*' -name '*.yaml' | sort | sed -n 1p)
 obj_ns=$(echo "$obj_rel" | cut -d/ -f2)
 obj_name=$(basename "$obj_rel" .yaml)
 stage="$work/stage/cluster"
@@ -107,7 +107,7 @@ BORG_CACHE_DIR="$work/bcache" borg init --encryption repokey-blake2 "$bdir"
 forget_borg() { BORG_CACHE_DIR="$work/bcache" borg prune --keep-last 3 "$bdir" && BORG_CACHE_DIR="$work/bcache" borg compact "$bdir"; }
 backup_borg() { (cd "$work/stage" && BORG_CACHE_DIR="$work/bcache" borg create --compression zstd,3 "$bdir::$1-$(date +%s%N)" cluster); }
 restore_borg() {
-    local a; a=$(BORG_CACHE_DIR="$work/bcache" borg list --short "$bdir" | grep "^$mid_day-" | head -1)
+    local a; a=$(BORG_CACHE_DIR="$work/bcache" borg list --short "$bdir" | grep "^$mid_day-" | sed -n 1p)
     BORG_CACHE_DIR="$work/bcache-cold-$RANDOM" borg extract --stdout "$bdir::$a" "cluster/$obj_rel"
 }
 # --- rustic (only where installed)

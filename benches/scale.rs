@@ -153,11 +153,12 @@ fn phase(dir: &Path, name: &str, objects: usize) {
             repo.commit(kubesnap::repo::LogChange { remove_snapshots: vec![first], ..Default::default() })
                 .expect("forget");
             let mut blobs = 0u64;
-            repo.index().for_each_entry(&repo, |_, _, _| {
-                blobs += 1;
-                Ok(())
-            })
-            .expect("index");
+            repo.index()
+                .for_each_entry(&repo, |_, _, _| {
+                    blobs += 1;
+                    Ok(())
+                })
+                .expect("index");
             let r = kubesnap::ops::prune::prune(
                 &mut repo,
                 &kubesnap::ops::prune::PruneOptions { leftover_age: std::time::Duration::ZERO, ..Default::default() },

@@ -2,14 +2,14 @@
 //!
 //! The protocol and its safety argument are `format-spec/10-writers-and-prune.md`. In short:
 //! mark every blob the live snapshots reach; sum, per pack, referenced and unreferenced bytes
-//! while streaming over the index; copy the frames of partly used packs that hold referenced
-//! blobs into new packs (sealed bytes unchanged); write new index files; commit one entry that
+//! while streaming over the index; write the referenced blobs of mostly unused packs again into
+//! new packs; write new index files; commit one entry that
 //! removes the old index files and the removed packs; if another process committed first,
 //! start again; then delete. Never-committed leftovers are removed only when older than
 //! `leftover_age`, judged by the store's own timestamps.
 //!
-//! Memory: one set of referenced blob ids (16 bytes each), per-pack counters, and the new
-//! index's entries; never a copy of every index file.
+//! Memory: one set of referenced blob ids (16 bytes each), per-pack counters, the locations
+//! of the blobs to repack, and the new index's entries; never a copy of every index file.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use super::Progress;
 use crate::format::pack::PackKind;
 use crate::format::{BlobId, IndexId, PackId, SnapshotId};
 use crate::repo::index::{self, Locations};
-use crate::repo::packer::{decode_pack_header, Packer};
+use crate::repo::packer::Packer;
 use crate::repo::{index_name, pack_name, snapshot_name, tree, LogChange, Repository};
 use crate::{Error, Result};
 
@@ -49,9 +49,8 @@ pub struct PruneReport {
     pub packs_before: u64,
     /// Packs with no referenced blob, removed.
     pub packs_removed: u64,
-    /// Partly used packs whose used frames were copied into new packs, then removed. A frame
-    /// holding any referenced blob counts as used: frames are copied whole, so the share that
-    /// can be reclaimed is that of frames with no referenced blob.
+    /// Partly used packs whose referenced blobs were written again into new packs (read,
+    /// authenticated, re-framed and re-compressed), then removed.
     pub packs_repacked: u64,
     pub packs_written: u64,
     /// Never-committed leftovers older than the leftover age: packs, index files, manifests.
@@ -81,7 +80,12 @@ struct PackUse {
 pub fn prune(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PruneReport> {
     let mut restarts = 0;
     loop {
-        match prune_round(repo, opts, progress)? {
+        // An index file merged away by a concurrent writer is a race like a lost commit.
+        let round = match prune_round(repo, opts, progress) {
+            Err(Error::Vanished(_)) => Ok(None),
+            other => other,
+        };
+        match round? {
             Some(mut r) => {
                 r.restarts = restarts;
                 return Ok(r);
@@ -121,30 +125,21 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
     }
     progress.finish();
 
-    // 2. Per pack, the stored bytes of frames that hold a referenced blob (which stay, whole:
-    //    a frame is copied, never re-cut) and of frames that hold none, streaming over the index.
-    let mut frames: HashMap<(PackId, u64), (PackKind, u32, bool)> = HashMap::new();
+    // 2. Per pack, the raw bytes of referenced and of unreferenced blobs, streaming over the
+    //    index.
+    let mut packs: HashMap<PackId, PackUse> = HashMap::new();
     let mut located: HashSet<BlobId> = HashSet::new();
     repo.index().for_each_entry(repo, |_, id, loc| {
-        let f = &loc.frame;
-        let e = frames.entry((f.pack, f.offset)).or_insert((f.pack_kind, f.sealed_length, false));
+        let u = packs.entry(loc.frame.pack).or_insert(PackUse { kind: loc.frame.pack_kind, used: 0, unused: 0 });
         // A blob listed twice (two writers uploaded it) is used in its first location only.
         if referenced.contains(id) && located.insert(*id) {
-            e.2 = true;
+            u.used += u64::from(loc.raw_length);
+        } else {
+            u.unused += u64::from(loc.raw_length);
         }
         Ok(())
     })?;
     report.blobs_referenced = located.len() as u64;
-    drop(located);
-    let mut packs: HashMap<PackId, PackUse> = HashMap::new();
-    for ((pack, _), (kind, len, used)) in frames {
-        let u = packs.entry(pack).or_insert(PackUse { kind, used: 0, unused: 0 });
-        if used {
-            u.used += u64::from(len);
-        } else {
-            u.unused += u64::from(len);
-        }
-    }
 
     // 3. The store's files: sizes, and leftovers no live index or snapshot names.
     let now = chrono::Utc::now();
@@ -224,38 +219,54 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         return Ok(Some(report));
     }
 
-    // 5. Copy the used frames of the packs to repack.
+    // 5. Repack: the referenced blobs of the packs to repack are read (authenticated), then
+    //    framed, compressed and sealed again, in their old order, into new packs.
     let repack_set: HashSet<PackId> = repack.iter().map(|(id, _)| *id).collect();
-    let mut copied: HashMap<PackKind, Packer> = HashMap::new();
+    let mut packers: HashMap<PackKind, Packer> = HashMap::new();
+    let mut copied: HashSet<BlobId> = HashSet::new();
+    let mut in_kept_pack: HashSet<BlobId> = HashSet::new();
+    let removed_now: HashSet<PackId> = remove.iter().map(|(id, _)| *id).chain(repack_set.iter().copied()).collect();
+    repo.index().for_each_entry(repo, |_, id, loc| {
+        if !removed_now.contains(&loc.frame.pack) {
+            in_kept_pack.insert(*id);
+        }
+        Ok(())
+    })?;
     progress.start("repacking", repack.len() as u64);
-    for (id, kind) in &repack {
-        let name = pack_name(*kind, id);
-        let bytes = repo.backend().get(&name)?;
-        let header = decode_pack_header(repo, &bytes).map_err(|e| match e {
-            Error::Corrupt { detail, .. } => Error::corrupt("pack", id.to_hex(), detail),
-            e => e,
-        })?;
-        let mut frames = Vec::new();
-        for f in header.frames {
-            if f.blobs.iter().any(|b| referenced.contains(&b.id)) {
-                let range = f.offset as usize..(f.offset + u64::from(f.sealed_length)) as usize;
-                let sealed = bytes
-                    .get(range)
-                    .ok_or_else(|| Error::corrupt("pack", id.to_hex(), "a frame lies outside the pack"))?
-                    .to_vec();
-                frames.push((f, sealed));
-            }
+    let mut to_copy: Vec<(BlobId, crate::format::index::BlobLocation)> = Vec::new();
+    repo.index().for_each_entry(repo, |_, id, loc| {
+        if repack_set.contains(&loc.frame.pack)
+            && referenced.contains(id)
+            && !in_kept_pack.contains(id)
+            && copied.insert(*id)
+        {
+            to_copy.push((*id, loc.clone()));
         }
-        let packer = copied.entry(*kind).or_insert_with(|| Packer::new(*kind));
-        if !frames.is_empty() {
-            packer.write_copied(repo, frames)?;
+        Ok(())
+    })?;
+    drop(in_kept_pack);
+    to_copy.sort_by(|a, b| {
+        (a.1.frame.pack, a.1.frame.offset, a.1.raw_offset).cmp(&(b.1.frame.pack, b.1.frame.offset, b.1.raw_offset))
+    });
+    let mut last_pack = None;
+    for (n, (id, loc)) in to_copy.iter().enumerate() {
+        if last_pack != Some(loc.frame.pack) {
+            last_pack = Some(loc.frame.pack);
+            progress.advance(1);
         }
-        progress.advance(1);
+        let bytes = repo.read_blob_at(id, loc)?;
+        let kind = loc.frame.pack_kind;
+        let packer = packers.entry(kind).or_insert_with(|| Packer::new(kind));
+        packer.add(repo, *id, loc.blob_type, bytes, (n as u64).to_be_bytes().to_vec())?;
+    }
+    drop(to_copy);
+    for packer in packers.values_mut() {
+        packer.flush(repo)?;
     }
     progress.finish();
 
     // 6. New index files: every entry of a pack that stays, plus the copied frames' blobs.
-    let removed: HashSet<PackId> = remove.iter().map(|(id, _)| *id).chain(repack_set.iter().copied()).collect();
+    let removed = removed_now;
     // One index file (as a merge writes): the live set shrinks to one file plus what writers
     // add later.
     let mut locs = Locations::default();
@@ -270,7 +281,7 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         Ok(())
     })?;
     let mut bytes_written = 0u64;
-    for (_, packer) in copied {
+    for (_, packer) in packers {
         report.packs_written += packer.packs_written;
         bytes_written += packer.bytes_written;
         locs.extend(packer.written);

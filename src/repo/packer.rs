@@ -219,43 +219,6 @@ impl Packer {
     }
 }
 
-/// The header of a whole pack file, authenticated.
-pub fn decode_pack_header(repo: &Repository, bytes: &[u8]) -> Result<PackHeader> {
-    use crate::format::pack::{decode_trailer, TRAILER_LEN};
-    let bad = |d: &str| Error::corrupt("pack", "", d);
-    if bytes.len() < TRAILER_LEN + FileHeader::LEN {
-        return Err(bad("it is truncated"));
-    }
-    let header_len = decode_trailer(&bytes[bytes.len() - TRAILER_LEN..]).map_err(|e| bad(&e.to_string()))? as usize;
-    let end = bytes.len() - TRAILER_LEN;
-    if header_len > end - FileHeader::LEN {
-        return Err(bad("its header length is impossible"));
-    }
-    let plain = repo
-        .key()
-        .open(&aad(FileType::Pack, b"header", b""), &bytes[end - header_len..end])
-        .map_err(|_| bad("its header does not authenticate"))?;
-    PackHeader::decode(&plain).map_err(|e| bad(&e.to_string()))
-}
-
-impl Packer {
-    /// Writes a pack of frames copied from other packs, their sealed bytes unchanged (a frame's
-    /// seal binds its kind and frame id, not its pack), and records their blobs in `written`.
-    pub fn write_copied(&mut self, repo: &Repository, frames: Vec<(FrameHeader, Vec<u8>)>) -> Result<()> {
-        let frames = frames
-            .into_iter()
-            .map(|(h, sealed)| SealedFrame {
-                sealed,
-                raw_length: h.raw_length,
-                compression: h.compression,
-                frame_id: h.frame_id,
-                blobs: h.blobs,
-            })
-            .collect();
-        self.write_pack(repo, frames)
-    }
-}
-
 fn seal_frame(repo: &Repository, kind: PackKind, group: &[Pending], level: i32) -> SealedFrame {
     let total: usize = group.iter().map(|p| p.data.len()).sum();
     let mut raw = Vec::with_capacity(total);

@@ -371,3 +371,18 @@ fn azure_blob_emulator() {
         kubesnap::backend::open_with(&url, &opts).expect("open azure")
     });
 }
+
+/// A real GCS bucket, when one is named: `KUBESNAP_TEST_GCS=gs://BUCKET/PREFIX` with credentials
+/// in the environment (`GOOGLE_SERVICE_ACCOUNT`...). No emulator implements what object_store's
+/// GCS client needs, so CI cannot run this.
+#[test]
+fn gcs_bucket_when_named() {
+    let Ok(base) = std::env::var("KUBESNAP_TEST_GCS") else {
+        eprintln!("gcs_bucket_when_named: skipped: set KUBESNAP_TEST_GCS=gs://BUCKET/PREFIX to run it");
+        return;
+    };
+    suite(&|| {
+        let url = format!("{}/conformance-{}", base.trim_end_matches('/'), rand_suffix());
+        kubesnap::backend::open_with(&url, &[]).expect("open gcs")
+    });
+}

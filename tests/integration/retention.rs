@@ -222,7 +222,14 @@ fn torture(env: &Env, duration: std::time::Duration) {
     }
     assert_eq!(env.json(&["check", "--read-data"])["errors"], json!([]));
     env.ok(&["prune", "--leftover-age", "0s"]);
-    assert_eq!(env.json(&["check", "--read-data"])["errors"], json!([]));
+    let check = env.json(&["check", "--read-data"]);
+    assert_eq!(check["errors"], json!([]));
+    // Once leftovers are old enough, nothing unreferenced is left: no leftover files, no pack
+    // without a referenced blob.
+    assert_eq!(check["warnings"], json!([]), "{check}");
+    let again = env.json(&["prune", "--dry-run", "--leftover-age", "0s"]);
+    assert_eq!(again["packs_removed"], 0, "{again}");
+    assert_eq!(again["leftover_packs"], 0, "{again}");
 }
 
 /// The same, against the S3-compatible server (credentials and endpoint from the environment,
