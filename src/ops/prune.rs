@@ -140,6 +140,7 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         Ok(())
     })?;
     report.blobs_referenced = located.len() as u64;
+    drop(located);
 
     // 3. The store's files: sizes, and leftovers no live index or snapshot names.
     let now = chrono::Utc::now();
@@ -233,33 +234,45 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         Ok(())
     })?;
     progress.start("repacking", repack.len() as u64);
-    let mut to_copy: Vec<(BlobId, crate::format::index::BlobLocation)> = Vec::new();
+    // The blobs to copy, grouped by frame (a frame's location is kept once, not per blob).
+    type FrameBlobs = (crate::format::index::IndexFrame, Vec<(BlobId, crate::format::pack::BlobType, u32, u32)>);
+    let mut to_copy: HashMap<(PackId, u64), FrameBlobs> = HashMap::new();
     repo.index().for_each_entry(repo, |_, id, loc| {
         if repack_set.contains(&loc.frame.pack)
             && referenced.contains(id)
             && !in_kept_pack.contains(id)
             && copied.insert(*id)
         {
-            to_copy.push((*id, loc.clone()));
+            to_copy
+                .entry((loc.frame.pack, loc.frame.offset))
+                .or_insert_with(|| (loc.frame.clone(), Vec::new()))
+                .1
+                .push((*id, loc.blob_type, loc.raw_offset, loc.raw_length));
         }
         Ok(())
     })?;
     drop(in_kept_pack);
-    to_copy.sort_by(|a, b| {
-        (a.1.frame.pack, a.1.frame.offset, a.1.raw_offset).cmp(&(b.1.frame.pack, b.1.frame.offset, b.1.raw_offset))
-    });
+    drop(copied);
+    let mut frames: Vec<FrameBlobs> = to_copy.into_values().collect();
+    frames.sort_by_key(|(f, _)| (f.pack, f.offset));
     let mut last_pack = None;
-    for (n, (id, loc)) in to_copy.iter().enumerate() {
-        if last_pack != Some(loc.frame.pack) {
-            last_pack = Some(loc.frame.pack);
+    let mut n = 0u64;
+    for (frame, blobs) in frames.iter_mut() {
+        if last_pack != Some(frame.pack) {
+            last_pack = Some(frame.pack);
             progress.advance(1);
         }
-        let bytes = repo.read_blob_at(id, loc)?;
-        let kind = loc.frame.pack_kind;
-        let packer = packers.entry(kind).or_insert_with(|| Packer::new(kind));
-        packer.add(repo, *id, loc.blob_type, bytes, (n as u64).to_be_bytes().to_vec())?;
+        blobs.sort_by_key(|b| b.2);
+        for (id, blob_type, raw_offset, raw_length) in blobs.drain(..) {
+            let loc = crate::format::index::BlobLocation { frame: frame.clone(), blob_type, raw_offset, raw_length };
+            let bytes = repo.read_blob_at(&id, &loc)?;
+            let kind = frame.pack_kind;
+            let packer = packers.entry(kind).or_insert_with(|| Packer::new(kind));
+            n += 1;
+            packer.add(repo, id, blob_type, bytes, n.to_be_bytes().to_vec())?;
+        }
     }
-    drop(to_copy);
+    drop(frames);
     for packer in packers.values_mut() {
         packer.flush(repo)?;
     }

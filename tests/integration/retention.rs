@@ -142,21 +142,33 @@ fn concurrent_writers_and_prune_lose_nothing() {
     torture(&Env::new(), std::time::Duration::from_secs(20));
 }
 
-fn torture(env: &Env, duration: std::time::Duration) {
-    let mut srcs = Vec::new();
-    for i in 0..4u32 {
-        let s = env.path(&format!("src{i}"));
-        synthetic_cluster(&s, i);
-        write(
-            &s,
-            "own.yaml",
-            &format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: own-{i}\n  namespace: shop\ndata:\n  v: \"{}\"\n",
-                "x".repeat(5000 + i as usize)
-            ),
-        );
-        srcs.push(s);
+/// The sources the writers snapshot: four gen-history days (each writer its own day, as
+/// clusters of one fleet) when the corpus is there, else four synthetic clusters.
+fn torture_sources(env: &Env) -> Vec<std::path::PathBuf> {
+    if let Some(corpus) = super::common::corpus("torture") {
+        let hist = env.path("hist");
+        let truth = super::common::gen_history(&corpus, &hist, 4, 1, 11);
+        return truth.as_array().unwrap().iter().map(|d| hist.join(d["dir"].as_str().unwrap())).collect();
     }
+    (0..4u32)
+        .map(|i| {
+            let s = env.path(&format!("src{i}"));
+            synthetic_cluster(&s, i);
+            write(
+                &s,
+                "own.yaml",
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: own-{i}\n  namespace: shop\ndata:\n  v: \"{}\"\n",
+                    "x".repeat(5000 + i as usize)
+                ),
+            );
+            s
+        })
+        .collect()
+}
+
+fn torture(env: &Env, duration: std::time::Duration) {
+    let srcs = torture_sources(env);
     let deadline = std::time::Instant::now() + duration;
     let mut succeeded: Vec<(String, usize)> = Vec::new();
     let mut round = 0usize;
@@ -182,17 +194,22 @@ fn torture(env: &Env, duration: std::time::Duration) {
                 .unwrap();
             children.push((c, i));
         }
-        let pruner = env
+        let mut pruner = env
             .cmd(&["forget", "--keep-last", "1", "--prune", "--leftover-age", "0s", "-q"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Kill one writer now and then, at a varying moment.
-        if round % 3 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(20 * (round as u64 % 7)));
+        // Kill -9 one of them (a writer, or the pruner) now and then, at a varying moment.
+        if round % 2 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(15 * (round as u64 % 9)));
             let n = children.len();
-            let _ = children[round % n].0.kill();
+            let victim = (round / 2) % (n + 1);
+            if victim == n {
+                let _ = pruner.kill();
+            } else {
+                let _ = children[victim].0.kill();
+            }
         }
         for (c, i) in children {
             let out = c.wait_with_output().unwrap();
@@ -218,7 +235,10 @@ fn torture(env: &Env, duration: std::time::Duration) {
         }
         let out = env.path(&format!("restore-{}", &id[..8]));
         env.ok(&["restore", id, "--to-dir", out.to_str().unwrap()]);
-        assert!(out.join(format!("namespaces/shop/ConfigMap.core/own-{i}.yaml")).exists(), "{id}");
+        // Completely: one file per object the snapshot recorded.
+        let objects = env.json(&["snapshots", "show", id])["objects"].as_u64().unwrap();
+        assert_eq!(count_files(&out), objects, "snapshot {id} restored partly");
+        let _ = i;
     }
     assert_eq!(env.json(&["check", "--read-data"])["errors"], json!([]));
     env.ok(&["prune", "--leftover-age", "0s"]);
@@ -241,5 +261,14 @@ fn concurrent_writers_and_prune_lose_nothing_on_s3() {
         return;
     };
     let env = Env::at(&super::backend::s3_url("torture"), s3);
-    torture(&env, std::time::Duration::from_secs(15));
+    torture(&env, std::time::Duration::from_secs(25));
+}
+
+fn count_files(dir: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        n += if p.is_dir() { count_files(&p) } else { 1 };
+    }
+    n
 }
