@@ -18,10 +18,17 @@ start)
     "$dir/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" --inMemoryPersistence \
         --skipApiVersionCheck --loose --disableTelemetry >/tmp/kubesnap-azurite.log 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-        sleep 0.1
-    done
+    python3 - "$port" <<'PY' >&2
+import sys, time, urllib.request, urllib.error
+for _ in range(200):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=1)
+        break
+    except urllib.error.HTTPError:
+        break  # it answers (with an error for this path): it is up
+    except Exception:
+        time.sleep(0.1)
+PY
     python3 ../shared/tools/azurite-container kubesnap-test "http://127.0.0.1:$port" >&2 || \
         python3 scripts/azurite-container.py kubesnap-test "http://127.0.0.1:$port" >&2
     echo "export KUBESNAP_TEST_AZURE=http://127.0.0.1:$port KUBESNAP_AZURE_PID=$pid"

@@ -11,16 +11,25 @@ venv=.venv-s3
 case "${1:-start}" in
 start)
     if [ ! -x "$venv/bin/moto_server" ]; then
-        python3 -m venv "$venv" >&2
+        python3 -m venv "$venv" >&2 || {
+            # Debian splits venv out of python3.
+            (apt-get update -qq && apt-get install -y -qq python3-venv) >&2 && python3 -m venv "$venv" >&2
+        }
         "$venv/bin/pip" install -q 'moto[s3]==5.2.5' flask flask-cors >&2
     fi
     "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >/tmp/kubesnap-moto.log 2>&1 &
     pid=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-        sleep 0.1
-    done
-    curl -s -X PUT "http://127.0.0.1:$port/kubesnap-test" >/dev/null
+    python3 - "$port" <<'PY' >&2
+import sys, time, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+for _ in range(200):
+    try:
+        urllib.request.urlopen(base + "/", timeout=1)
+        break
+    except Exception:
+        time.sleep(0.1)
+urllib.request.urlopen(urllib.request.Request(base + "/kubesnap-test", method="PUT"), timeout=5)
+PY
     echo "export KUBESNAP_TEST_S3=http://127.0.0.1:$port KUBESNAP_S3_PID=$pid"
     ;;
 stop)

@@ -41,7 +41,7 @@ cargo clippy --no-default-features --lib -- -D warnings
 # A real S3-compatible server for the backend conformance suite and the S3 torture test.
 if [ -z "${KUBESNAP_TEST_S3:-}" ] && [ -z "${SKIP_S3:-}" ]; then
     say "starting the S3-compatible test server (moto)"
-    if command -v curl >/dev/null && eval "$(scripts/s3-server.sh start)"; then
+    if eval "$(scripts/s3-server.sh start)"; then
         trap 'scripts/s3-server.sh stop' EXIT
     elif [ "${CI:-}" = "true" ]; then
         echo "test: could not start the S3 test server" >&2
@@ -54,7 +54,7 @@ fi
 # The Azure Blob emulator, where npm can install it (the suite skips Azure otherwise).
 if [ -z "${KUBESNAP_TEST_AZURE:-}" ] && [ -z "${SKIP_AZURE:-}" ]; then
     say "starting the Azure Blob emulator (Azurite)"
-    if command -v npm >/dev/null && command -v curl >/dev/null && eval "$(scripts/azure-server.sh start)"; then
+    if command -v npm >/dev/null && eval "$(scripts/azure-server.sh start)"; then
         trap 'scripts/s3-server.sh stop; scripts/azure-server.sh stop' EXIT
     else
         echo "test: no Azure emulator: Azure tests will be skipped" >&2

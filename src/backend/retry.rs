@@ -114,16 +114,13 @@ impl Backend for RetryBackend {
     }
 
     fn put_new(&self, name: &str, bytes: Bytes) -> Result<Created, BackendError> {
-        let mut failed_before = false;
+        // After any earlier attempt (whatever it answered), a name found taken may hold our
+        // own bytes: an upload whose answer or check was lost.
+        let mut attempted = false;
         self.run(|| {
-            let created = match self.inner.put_new(name, bytes.clone()) {
-                Ok(c) => c,
-                Err(e) => {
-                    failed_before = true;
-                    return Err(e);
-                }
-            };
-            match created {
+            let retrying = attempted;
+            attempted = true;
+            match self.inner.put_new(name, bytes.clone())? {
                 Created::New => {
                     // The store said yes: check that it holds what was sent. Small objects
                     // (commit-log entries, which racing writers fill with different bytes) are
@@ -135,28 +132,22 @@ impl Backend for RetryBackend {
                     };
                     match check {
                         Ok((_, true)) => Ok(Created::New),
-                        Ok((_, false)) if bytes.len() <= VERIFY_WHOLE => {
-                            // Someone else's bytes: our upload was lost and theirs won.
-                            Ok(Created::AlreadyExists)
-                        }
+                        // Someone else's bytes: our upload was lost and theirs won.
+                        Ok((_, false)) if bytes.len() <= VERIFY_WHOLE => Ok(Created::AlreadyExists),
                         // Not retried, and not deleted (in a create-only store another process may
                         // rely on the name): the store is not doing what it says.
                         Ok((size, _)) => Err(BackendError::Integrity(format!(
                             "{name}: the store holds {size} bytes after an upload of {}",
                             bytes.len()
                         ))),
-                        Err(BackendError::NotFound(_)) => {
-                            failed_before = true;
-                            Err(BackendError::Other {
-                                name: name.to_owned(),
-                                message: "the store acknowledged an upload it does not hold".into(),
-                            })
-                        }
+                        Err(BackendError::NotFound(_)) => Err(BackendError::Other {
+                            name: name.to_owned(),
+                            message: "the store acknowledged an upload it does not hold".into(),
+                        }),
                         Err(e) => Err(e),
                     }
                 }
-                Created::AlreadyExists if failed_before => {
-                    // Did an attempt that reported failure succeed after all?
+                Created::AlreadyExists if retrying => {
                     let held = self.inner.get(name)?;
                     Ok(if held == bytes { Created::New } else { Created::AlreadyExists })
                 }
