@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: build kubesnap, create a local-folder repository, take
 # two snapshots of the sample cluster dump (the second after a change), then list, diff, show the
-# history of one resource and restore it. Everything lands under ./demo (delete it to start over).
+# history of one resource and restore it; then serve the sample cluster from the test API server
+# and snapshot it live, as a scheduled run would, with retention. Everything lands under ./demo
+# (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "demo: cargo is needed (the Rust toolchain: https://rustup.rs)" >&2; exit 1; }
 cargo build --quiet --bin kubesnap
+cargo build --quiet -p kubesnap-testserver
 ks=target/debug/kubesnap
 
 export KUBESNAP_REPOSITORY="$PWD/demo/repo"
@@ -34,3 +37,12 @@ echo "== restore deployment/web as it was before the change"
 $ks restore latest~1 deploy/web -n shop --stdout
 echo "== check"
 $ks check --read-data
+
+echo "== a live cluster: the sample served by the test API server, snapshotted through its API"
+rm -f demo/kubeconfig
+target/debug/kubesnap-testserver --fixtures examples/sample-dump --write-kubeconfig demo/kubeconfig >demo/server.log 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s demo/kubeconfig ] && break; sleep 0.1; done
+$ks snapshot --kubeconfig demo/kubeconfig --cluster demo-live --keep-last 3
+$ks snapshots show latest --cluster demo-live
