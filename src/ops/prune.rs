@@ -129,7 +129,9 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
     //    index.
     let mut packs: HashMap<PackId, PackUse> = HashMap::new();
     let mut located: HashSet<BlobId> = HashSet::new();
+    let mut index_entries = 0u64;
     repo.index().for_each_entry(repo, |_, id, loc| {
+        index_entries += 1;
         let u = packs.entry(loc.frame.pack).or_insert(PackUse { kind: loc.frame.pack_kind, used: 0, unused: 0 });
         // A blob listed twice (two writers uploaded it) is used in its first location only.
         if referenced.contains(id) && located.insert(*id) {
@@ -228,7 +230,7 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
     let mut in_kept_pack: HashSet<BlobId> = HashSet::new();
     let removed_now: HashSet<PackId> = remove.iter().map(|(id, _)| *id).chain(repack_set.iter().copied()).collect();
     repo.index().for_each_entry(repo, |_, id, loc| {
-        if !removed_now.contains(&loc.frame.pack) {
+        if !removed_now.contains(&loc.frame.pack) && referenced.contains(id) {
             in_kept_pack.insert(*id);
         }
         Ok(())
@@ -280,26 +282,33 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
 
     // 6. New index files: every entry of a pack that stays, plus the copied frames' blobs.
     let removed = removed_now;
-    // One index file (as a merge writes): the live set shrinks to one file plus what writers
-    // add later.
+    // New index files of at most `per_file` entries each, written as the entries stream by (a
+    // whole index's entries, sorted and encoded, would be the largest thing prune holds); at
+    // most eight, so the live set stays within what writers keep unmerged.
+    let per_file = (index_entries / 8 + 1).max(200_000) as usize;
     let mut locs = Locations::default();
     let mut unreferenced = 0u64;
+    let mut new_index = Vec::new();
+    let mut bytes_written = 0u64;
     repo.index().for_each_entry(repo, |_, id, loc| {
         if !referenced.contains(id) {
             unreferenced += 1;
         }
         if !removed.contains(&loc.frame.pack) {
             locs.push(*id, loc);
+            if locs.len() >= per_file {
+                let (id, len) = index::write_index(repo, std::mem::take(&mut locs))?;
+                new_index.push(id);
+                bytes_written += len;
+            }
         }
         Ok(())
     })?;
-    let mut bytes_written = 0u64;
     for (_, packer) in packers {
         report.packs_written += packer.packs_written;
         bytes_written += packer.bytes_written;
         locs.extend(packer.written);
     }
-    let mut new_index = Vec::new();
     if !locs.is_empty() {
         let (id, len) = index::write_index(repo, locs)?;
         new_index.push(id);
