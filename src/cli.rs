@@ -393,6 +393,10 @@ struct SnapshotArgs {
     /// After a successful snapshot, forget this cluster's snapshots the policy does not keep.
     #[command(flatten)]
     keep: KeepArgs,
+    /// Also write `{"exitCode", "report"}` (or `{"exitCode", "error"}`) as JSON to this file,
+    /// e.g. /dev/termination-log in a Job, whose controller reads it back.
+    #[arg(long, value_name = "PATH")]
+    report_file: Option<PathBuf>,
 }
 
 /// Where the cluster is and what to take from it.
@@ -684,6 +688,116 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 /// The exit code of a snapshot that was committed but is partial (documented in the README).
 pub const EXIT_PARTIAL: i32 = 10;
 
+/// `snapshot`, with its exit code and its JSON report.
+fn snapshot_command(
+    g: &Global,
+    a: &SnapshotArgs,
+    progress: &SharedBars,
+    out: &mut impl Write,
+) -> Result<(i32, serde_json::Value)> {
+    let mut repo = open(g)?;
+    let (r, live) = match &a.from_dir {
+        Some(dir) => {
+            let opts = ops::snapshot::SnapshotOptions {
+                from_dir: dir.clone(),
+                cluster: Some(a.cluster.clone().unwrap_or_else(|| ops::snapshot::DEFAULT_CLUSTER.into())),
+                tags: a.tags.clone(),
+                time: a.time.as_deref().map(parse_time).transpose()?,
+                skip_invalid: a.skip_invalid,
+            };
+            (ops::snapshot::snapshot_dir(&mut repo, &opts, progress)?, None)
+        }
+        None => {
+            let l = &a.live;
+            let opts = ops::live::LiveSnapshotOptions {
+                connect: kubesnap::k8s::cluster::ConnectOptions {
+                    kubeconfig: l.kubeconfig.clone(),
+                    context: l.context.clone(),
+                },
+                cluster: a.cluster.clone(),
+                tags: a.tags.clone(),
+                scope: ops::live::Scope {
+                    namespaces: l.namespaces.clone(),
+                    exclude_namespaces: l.exclude_namespaces.clone(),
+                    app: l.app.clone(),
+                    with_references: l.with_references,
+                    selector: l.selector.clone(),
+                    include_resources: l.include_resources.clone(),
+                    exclude_resources: l.exclude_resources.clone(),
+                    include_cluster_resources: l.include_cluster_resources,
+                },
+                redact_secrets: l.redact_secrets,
+                list: kubesnap::k8s::cluster::ListOptions {
+                    page_size: l.page_size.max(1),
+                    concurrency: l.concurrency.max(1),
+                },
+                retry: Some(kubesnap::k8s::cluster::RetryPolicy { attempts: l.retries, ..Default::default() }),
+                no_partial: l.no_partial,
+            };
+            let r = ops::live::snapshot_live(&mut repo, &opts, progress)?;
+            (r.snapshot.clone(), Some(r))
+        }
+    };
+    io_stats(g, &repo);
+    let (policy, zone) = a.keep.policy()?;
+    let partial = live.as_ref().is_some_and(|l| l.partial);
+    if partial && !policy.is_empty() {
+        eprintln!("warning: the snapshot is partial: retention was not applied");
+    }
+    let retention = if policy.is_empty() || partial {
+        None
+    } else {
+        Some(ops::forget::forget(
+            &mut repo,
+            &ops::forget::ForgetOptions { policy, zone, cluster: Some(r.cluster.clone()), ..Default::default() },
+        )?)
+    };
+    if let Some(f) = &retention {
+        if !g.quiet && !g.json {
+            eprintln!("retention: forgot {} snapshot(s) of {}", f.removed.len(), r.cluster);
+        }
+    }
+    let report = match &live {
+        Some(l) => serde_json::to_value(l)?,
+        None => serde_json::to_value(&r)?,
+    };
+    if g.json {
+        print_json(&report)?;
+    } else {
+        writeln!(out, "{}", r.id)?;
+        if !g.quiet {
+            eprintln!(
+                "snapshot {} of {} at {}: {} objects, +{} -{} ~{}, {} bytes added",
+                r.id.short(),
+                r.cluster,
+                r.time,
+                r.objects,
+                r.added,
+                r.removed,
+                r.modified,
+                r.bytes_added
+            );
+            if let Some(l) = &live {
+                eprintln!(
+                    "{} types listed from {} ({}); {} retries, {} restarted lists",
+                    l.types, l.context, l.server, l.retries, l.restarts
+                );
+            }
+        }
+    }
+    if let Some(l) = &live {
+        for s in &l.skipped {
+            let name = if s.group.is_empty() { s.kind.clone() } else { format!("{}.{}", s.kind, s.group) };
+            eprintln!("{}: {name}: {}", if s.partial { "partial" } else { "skipped" }, s.reason);
+        }
+        if l.partial {
+            eprintln!("warning: the snapshot is partial: some types could not be listed completely");
+            return Ok((EXIT_PARTIAL, report));
+        }
+    }
+    Ok((0, report))
+}
+
 pub fn try_main() -> Result<i32> {
     let cli = Cli::parse();
     let g = &cli.global;
@@ -710,110 +824,20 @@ pub fn try_main() -> Result<i32> {
             }
         }
         Command::Snapshot(a) => {
-            let mut repo = open(g)?;
-            let (r, live) = match &a.from_dir {
-                Some(dir) => {
-                    let opts = ops::snapshot::SnapshotOptions {
-                        from_dir: dir.clone(),
-                        cluster: Some(a.cluster.clone().unwrap_or_else(|| ops::snapshot::DEFAULT_CLUSTER.into())),
-                        tags: a.tags.clone(),
-                        time: a.time.as_deref().map(parse_time).transpose()?,
-                        skip_invalid: a.skip_invalid,
-                    };
-                    (ops::snapshot::snapshot_dir(&mut repo, &opts, &progress)?, None)
-                }
-                None => {
-                    let l = &a.live;
-                    let opts = ops::live::LiveSnapshotOptions {
-                        connect: kubesnap::k8s::cluster::ConnectOptions {
-                            kubeconfig: l.kubeconfig.clone(),
-                            context: l.context.clone(),
-                        },
-                        cluster: a.cluster.clone(),
-                        tags: a.tags.clone(),
-                        scope: ops::live::Scope {
-                            namespaces: l.namespaces.clone(),
-                            exclude_namespaces: l.exclude_namespaces.clone(),
-                            app: l.app.clone(),
-                            with_references: l.with_references,
-                            selector: l.selector.clone(),
-                            include_resources: l.include_resources.clone(),
-                            exclude_resources: l.exclude_resources.clone(),
-                            include_cluster_resources: l.include_cluster_resources,
-                        },
-                        redact_secrets: l.redact_secrets,
-                        list: kubesnap::k8s::cluster::ListOptions {
-                            page_size: l.page_size.max(1),
-                            concurrency: l.concurrency.max(1),
-                        },
-                        retry: Some(kubesnap::k8s::cluster::RetryPolicy { attempts: l.retries, ..Default::default() }),
-                        no_partial: l.no_partial,
-                    };
-                    let r = ops::live::snapshot_live(&mut repo, &opts, &progress)?;
-                    (r.snapshot.clone(), Some(r))
-                }
-            };
-            io_stats(g, &repo);
-            let (policy, zone) = a.keep.policy()?;
-            let partial = live.as_ref().is_some_and(|l| l.partial);
-            if partial && !policy.is_empty() {
-                eprintln!("warning: the snapshot is partial: retention was not applied");
+            let result = snapshot_command(g, a, &progress, &mut out);
+            if let Some(path) = &a.report_file {
+                // For a Job's termination message: the report, or the one-line error.
+                let v = match &result {
+                    Ok((code, report)) => serde_json::json!({"exitCode": code, "report": report}),
+                    Err(e) => serde_json::json!({
+                        "exitCode": e.downcast_ref::<kubesnap::Error>().map(kubesnap::Error::exit_code).unwrap_or(1),
+                        "error": format!("{e:#}"),
+                    }),
+                };
+                std::fs::write(path, serde_json::to_vec(&v)?)
+                    .with_context(|| format!("cannot write the report file {}", path.display()))?;
             }
-            let retention = if policy.is_empty() || partial {
-                None
-            } else {
-                Some(ops::forget::forget(
-                    &mut repo,
-                    &ops::forget::ForgetOptions {
-                        policy,
-                        zone,
-                        cluster: Some(r.cluster.clone()),
-                        ..Default::default()
-                    },
-                )?)
-            };
-            if let Some(f) = &retention {
-                if !g.quiet && !g.json {
-                    eprintln!("retention: forgot {} snapshot(s) of {}", f.removed.len(), r.cluster);
-                }
-            }
-            if g.json {
-                match &live {
-                    Some(l) => print_json(l)?,
-                    None => print_json(&r)?,
-                }
-            } else {
-                writeln!(out, "{}", r.id)?;
-                if !g.quiet {
-                    eprintln!(
-                        "snapshot {} of {} at {}: {} objects, +{} -{} ~{}, {} bytes added",
-                        r.id.short(),
-                        r.cluster,
-                        r.time,
-                        r.objects,
-                        r.added,
-                        r.removed,
-                        r.modified,
-                        r.bytes_added
-                    );
-                    if let Some(l) = &live {
-                        eprintln!(
-                            "{} types listed from {} ({}); {} retries, {} restarted lists",
-                            l.types, l.context, l.server, l.retries, l.restarts
-                        );
-                    }
-                }
-            }
-            if let Some(l) = &live {
-                for s in &l.skipped {
-                    let name = if s.group.is_empty() { s.kind.clone() } else { format!("{}.{}", s.kind, s.group) };
-                    eprintln!("{}: {name}: {}", if s.partial { "partial" } else { "skipped" }, s.reason);
-                }
-                if l.partial {
-                    eprintln!("warning: the snapshot is partial: some types could not be listed completely");
-                    return Ok(EXIT_PARTIAL);
-                }
-            }
+            return result.map(|(code, _)| code);
         }
         Command::Snapshots(SnapshotsCommand::List { cluster, tags }) => {
             let repo = open(g)?;

@@ -369,3 +369,23 @@ fn stats_and_check_report() {
     assert_eq!(c["errors"], serde_json::json!([]));
     assert_eq!(c["snapshots"], 2);
 }
+
+#[test]
+fn snapshot_writes_a_report_file_for_a_job_to_hand_back() {
+    let env = Env::new();
+    let src = env.path("src");
+    super::common::synthetic_cluster(&src, 0);
+    let report = env.path("report.json");
+    let id =
+        env.ok(&["snapshot", "--from-dir", src.to_str().unwrap(), "-q", "--report-file", report.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["exitCode"], 0);
+    assert_eq!(v["report"]["id"].as_str(), Some(id.trim()));
+    assert!(v["report"]["objects"].as_u64().unwrap() > 0);
+    // A failure is reported too: its exit code and its one line.
+    let (code, err) =
+        env.fail(&["snapshot", "--from-dir", "/nonexistent/dump", "-q", "--report-file", report.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(v["exitCode"].as_i64(), Some(i64::from(code)), "{err}");
+    assert!(v["error"].as_str().unwrap().contains("/nonexistent/dump"), "{v}");
+}
