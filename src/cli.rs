@@ -148,7 +148,14 @@ struct NewKeyArgs {
     /// Read the new password from this file (first line). Otherwise KUBESNAP_NEW_PASSWORD.
     #[arg(long, env = "KUBESNAP_NEW_PASSWORD_FILE")]
     new_password_file: Option<PathBuf>,
-    /// Argon2id memory in KiB.
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+/// Argon2id parameters of a new key file.
+#[derive(Args)]
+struct KdfArgs {
+    /// Argon2id memory in KiB (default 19456, Argon2's recommendation).
     #[arg(long, default_value_t = KdfParams::default().m_cost)]
     kdf_memory: u32,
     /// Argon2id passes.
@@ -159,21 +166,21 @@ struct NewKeyArgs {
     kdf_parallelism: u32,
 }
 
+impl KdfArgs {
+    fn params(&self) -> KdfParams {
+        KdfParams { m_cost: self.kdf_memory, t_cost: self.kdf_iterations, p_cost: self.kdf_parallelism }
+    }
+}
+
 impl NewKeyArgs {
     fn password(&self) -> Result<Vec<u8>> {
         if let Some(f) = &self.new_password_file {
-            let text = std::fs::read(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
-            let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-            return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+            return password_file(f);
         }
         if let Some(p) = std::env::var_os("KUBESNAP_NEW_PASSWORD") {
             return Ok(p.into_encoded_bytes());
         }
         bail!(kubesnap::Error::Usage("no new password: give --new-password-file or set KUBESNAP_NEW_PASSWORD".into()))
-    }
-
-    fn kdf(&self) -> KdfParams {
-        KdfParams { m_cost: self.kdf_memory, t_cost: self.kdf_iterations, p_cost: self.kdf_parallelism }
     }
 }
 
@@ -352,15 +359,8 @@ fn print_prune(out: &mut impl Write, r: &ops::prune::PruneReport) -> Result<()> 
 
 #[derive(Args)]
 struct InitArgs {
-    /// Argon2id memory in KiB (default 19456, Argon2's recommendation).
-    #[arg(long, default_value_t = KdfParams::default().m_cost)]
-    kdf_memory: u32,
-    /// Argon2id passes.
-    #[arg(long, default_value_t = KdfParams::default().t_cost)]
-    kdf_iterations: u32,
-    /// Argon2id lanes.
-    #[arg(long, default_value_t = KdfParams::default().p_cost)]
-    kdf_parallelism: u32,
+    #[command(flatten)]
+    kdf: KdfArgs,
     /// zstd level of stored frames (1-22; default 15). Fixed for the repository's life.
     #[arg(long, hide = true)]
     zstd_level: Option<i32>,
@@ -623,11 +623,20 @@ impl Progress for SharedBars {
     }
 }
 
+/// A password is the first line of what holds it (without its line ending).
+fn first_line(bytes: &[u8]) -> Vec<u8> {
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
+}
+
+fn password_file(f: &std::path::Path) -> Result<Vec<u8>> {
+    let text = std::fs::read(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
+    Ok(first_line(&text))
+}
+
 fn read_password(g: &Global) -> Result<Vec<u8>> {
     if let Some(f) = &g.password_file {
-        let text = std::fs::read(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
-        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-        return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+        return password_file(f);
     }
     if let Some(cmd) = &g.password_command {
         let out = std::process::Command::new("sh")
@@ -639,8 +648,7 @@ fn read_password(g: &Global) -> Result<Vec<u8>> {
         if !out.status.success() {
             bail!("the password command failed ({})", out.status);
         }
-        let line = out.stdout.split(|b| *b == b'\n').next().unwrap_or_default();
-        return Ok(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+        return Ok(first_line(&out.stdout));
     }
     if let Some(p) = std::env::var_os("KUBESNAP_PASSWORD") {
         return Ok(p.into_encoded_bytes());
@@ -809,7 +817,7 @@ pub fn try_main() -> Result<i32> {
             if password.is_empty() {
                 bail!("the password is empty");
             }
-            let kdf = KdfParams { m_cost: a.kdf_memory, t_cost: a.kdf_iterations, p_cost: a.kdf_parallelism };
+            let kdf = a.kdf.params();
             let be = backend(g)?;
             let location = be.location();
             let id = ops::init::init(
@@ -1172,7 +1180,7 @@ pub fn try_main() -> Result<i32> {
                     }
                 }
                 KeyCommand::Add(a) => {
-                    let id = ops::key::add(&repo, &a.password()?, a.kdf())?;
+                    let id = ops::key::add(&repo, &a.password()?, a.kdf.params())?;
                     if g.json {
                         print_json(&serde_json::json!({"added": id}))?;
                     } else {
@@ -1188,7 +1196,7 @@ pub fn try_main() -> Result<i32> {
                     }
                 }
                 KeyCommand::Passwd(a) => {
-                    let id = ops::key::passwd(&repo, &a.password()?, a.kdf())?;
+                    let id = ops::key::passwd(&repo, &a.password()?, a.kdf.params())?;
                     if g.json {
                         print_json(&serde_json::json!({"added": id, "removed": repo.key_id()}))?;
                     } else {
@@ -1235,11 +1243,7 @@ pub fn try_main() -> Result<i32> {
                 options.push((k.trim().to_string(), v.to_string()));
             }
             let password = match &a.to_password_file {
-                Some(f) => {
-                    let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-                    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
-                    line.strip_suffix(b"\r").unwrap_or(line).to_vec()
-                }
+                Some(f) => password_file(f)?,
                 None => match std::env::var_os("KUBESNAP_TO_PASSWORD") {
                     Some(p) => p.into_encoded_bytes(),
                     None => bail!(kubesnap::Error::Usage(

@@ -174,7 +174,7 @@ pub struct ListJob {
 impl ListJob {
     pub fn describe(&self) -> String {
         match &self.namespace {
-            Some(ns) if self.api.namespaced => format!("{} in namespace {ns}", self.api.display_name()),
+            Some(ns) if self.api.resource.namespaced => format!("{} in namespace {ns}", self.api.display_name()),
             _ => self.api.display_name(),
         }
     }
@@ -590,7 +590,7 @@ impl Requester {
                         o.insert("apiVersion".into(), Value::String(api_version.clone()));
                     }
                     if o.get("kind").and_then(Value::as_str).is_none_or(str::is_empty) {
-                        o.insert("kind".into(), Value::String(job.api.kind.clone()));
+                        o.insert("kind".into(), Value::String(job.api.resource.kind.clone()));
                     }
                 }
             }

@@ -22,19 +22,10 @@ use serde_json::Value;
 use crate::format::snapshot::TypeInfo;
 use crate::k8s::names::ResourceType;
 
-/// One served resource type.
+/// One served resource type: how it is named, and what can be done with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiType {
-    /// `""` for the core API.
-    pub group: String,
-    pub version: String,
-    pub kind: String,
-    /// The resource name in URLs (`deployments`).
-    pub plural: String,
-    pub singular: String,
-    pub short_names: Vec<String>,
-    pub namespaced: bool,
-    pub categories: Vec<String>,
+    pub resource: ResourceType,
     pub verbs: Vec<String>,
 }
 
@@ -46,60 +37,37 @@ impl ApiType {
 
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
+        if self.resource.group.is_empty() {
+            self.resource.version.clone()
         } else {
-            format!("{}/{}", self.group, self.version)
+            format!("{}/{}", self.resource.group, self.resource.version)
         }
     }
 
     /// The URL path of the type's collection, in a namespace or across all of them.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
-        let base = if self.group.is_empty() {
+        let base = if self.resource.group.is_empty() {
             "/api/v1".to_string()
         } else {
-            format!("/apis/{}/{}", self.group, self.version)
+            format!("/apis/{}/{}", self.resource.group, self.resource.version)
         };
         match namespace {
-            Some(ns) if self.namespaced => format!("{base}/namespaces/{ns}/{}", self.plural),
-            _ => format!("{base}/{}", self.plural),
+            Some(ns) if self.resource.namespaced => format!("{base}/namespaces/{ns}/{}", self.resource.plural),
+            _ => format!("{base}/{}", self.resource.plural),
         }
     }
 
     /// `deployments.apps`, or `pods` for the core group: how kubectl names the type.
     pub fn display_name(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
+        if self.resource.group.is_empty() {
+            self.resource.plural.clone()
         } else {
-            format!("{}.{}", self.plural, self.group)
-        }
-    }
-
-    pub fn resource_type(&self) -> ResourceType {
-        ResourceType {
-            group: self.group.clone(),
-            version: self.version.clone(),
-            kind: self.kind.clone(),
-            plural: self.plural.clone(),
-            singular: self.singular.clone(),
-            short_names: self.short_names.clone(),
-            namespaced: self.namespaced,
-            categories: self.categories.clone(),
+            format!("{}.{}", self.resource.plural, self.resource.group)
         }
     }
 
     pub fn type_info(&self) -> TypeInfo {
-        TypeInfo {
-            group: self.group.clone(),
-            version: self.version.clone(),
-            kind: self.kind.clone(),
-            plural: self.plural.clone(),
-            singular: self.singular.clone(),
-            short_names: self.short_names.clone(),
-            namespaced: self.namespaced,
-            categories: self.categories.clone(),
-            source: "discovery".into(),
-        }
+        self.resource.clone().into_type_info("discovery")
     }
 }
 
@@ -133,7 +101,7 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// Adds `t` unless its `(group, plural)` is already known (from a more preferred version).
 fn push_preferred(out: &mut Vec<ApiType>, seen: &mut HashSet<(String, String)>, t: ApiType) {
-    if seen.insert((t.group.clone(), t.plural.clone())) {
+    if seen.insert((t.resource.group.clone(), t.resource.plural.clone())) {
         out.push(t);
     }
 }
@@ -175,14 +143,16 @@ pub fn from_aggregated(docs: &[&Value]) -> Result<Discovery, String> {
                         continue;
                     }
                     let t = ApiType {
-                        group: group.clone(),
-                        version: version.clone(),
-                        kind: kind.to_string(),
-                        plural: plural.to_string(),
-                        singular: non_empty_or(str_of(r, "singularResource"), &kind.to_lowercase()),
-                        short_names: strings(r.get("shortNames")),
-                        namespaced: str_of(r, "scope") == "Namespaced",
-                        categories: strings(r.get("categories")),
+                        resource: ResourceType {
+                            group: group.clone(),
+                            version: version.clone(),
+                            kind: kind.to_string(),
+                            plural: plural.to_string(),
+                            singular: non_empty_or(str_of(r, "singularResource"), &kind.to_lowercase()),
+                            short_names: strings(r.get("shortNames")),
+                            namespaced: str_of(r, "scope") == "Namespaced",
+                            categories: strings(r.get("categories")),
+                        },
                         verbs: strings(r.get("verbs")),
                     };
                     push_preferred(&mut d.types, &mut seen, t);
@@ -190,7 +160,7 @@ pub fn from_aggregated(docs: &[&Value]) -> Result<Discovery, String> {
             }
         }
     }
-    d.types.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
+    d.types.sort_by(|a, b| (&a.resource.group, &a.resource.plural).cmp(&(&b.resource.group, &b.resource.plural)));
     Ok(d)
 }
 
@@ -257,20 +227,22 @@ pub fn from_legacy(answers: Vec<((String, String), LegacyAnswer)>) -> Discovery 
                 continue;
             }
             let t = ApiType {
-                group: group.clone(),
-                version: version.clone(),
-                kind: kind.to_string(),
-                plural: plural.to_string(),
-                singular: non_empty_or(str_of(r, "singularName"), &kind.to_lowercase()),
-                short_names: strings(r.get("shortNames")),
-                namespaced: r.get("namespaced").and_then(Value::as_bool).unwrap_or(false),
-                categories: strings(r.get("categories")),
+                resource: ResourceType {
+                    group: group.clone(),
+                    version: version.clone(),
+                    kind: kind.to_string(),
+                    plural: plural.to_string(),
+                    singular: non_empty_or(str_of(r, "singularName"), &kind.to_lowercase()),
+                    short_names: strings(r.get("shortNames")),
+                    namespaced: r.get("namespaced").and_then(Value::as_bool).unwrap_or(false),
+                    categories: strings(r.get("categories")),
+                },
                 verbs: strings(r.get("verbs")),
             };
             push_preferred(&mut d.types, &mut seen, t);
         }
     }
-    d.types.sort_by(|a, b| (&a.group, &a.plural).cmp(&(&b.group, &b.plural)));
+    d.types.sort_by(|a, b| (&a.resource.group, &a.resource.plural).cmp(&(&b.resource.group, &b.resource.plural)));
     d
 }
 
@@ -301,7 +273,10 @@ mod tests {
         let got: Vec<(String, String, String, bool, bool)> = d
             .types
             .iter()
-            .map(|t| (t.group.clone(), t.version.clone(), t.plural.clone(), t.namespaced, t.listable()))
+            .map(|t| {
+                let r = &t.resource;
+                (r.group.clone(), r.version.clone(), r.plural.clone(), r.namespaced, t.listable())
+            })
             .collect();
         let want = [
             ("", "v1", "bindings", true, false),
@@ -315,7 +290,7 @@ mod tests {
         }
         assert_eq!(d.failed.len(), 1);
         assert_eq!(d.failed[0].group, "metrics.k8s.io");
-        assert_eq!(d.types[1].singular, "pod");
+        assert_eq!(d.types[1].resource.singular, "pod");
     }
 
     #[test]
@@ -350,29 +325,39 @@ mod tests {
             ),
             (("metrics.k8s.io".into(), "v1beta1".into()), LegacyAnswer::Failed("503".into())),
         ]);
-        let got: Vec<String> = d.types.iter().map(|t| format!("{}/{}", t.api_version(), t.plural)).collect();
+        let got: Vec<String> = d.types.iter().map(|t| format!("{}/{}", t.api_version(), t.resource.plural)).collect();
         assert_eq!(got, ["v1/configmaps", "batch/v1beta1/cronjobs", "batch/v1/jobs"]);
-        assert_eq!(d.types[0].singular, "configmap");
-        assert_eq!(d.types[0].short_names, ["cm"]);
+        assert_eq!(d.types[0].resource.singular, "configmap");
+        assert_eq!(d.types[0].resource.short_names, ["cm"]);
         assert_eq!(d.failed.len(), 1);
     }
 
     #[test]
     fn collection_paths() {
         let t = ApiType {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            plural: "deployments".into(),
-            singular: "deployment".into(),
-            short_names: vec![],
-            namespaced: true,
-            categories: vec![],
+            resource: ResourceType {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+                plural: "deployments".into(),
+                singular: "deployment".into(),
+                short_names: vec![],
+                namespaced: true,
+                categories: vec![],
+            },
             verbs: vec!["list".into()],
         };
         assert_eq!(t.collection_path(None), "/apis/apps/v1/deployments");
         assert_eq!(t.collection_path(Some("shop")), "/apis/apps/v1/namespaces/shop/deployments");
-        let core = ApiType { group: String::new(), plural: "namespaces".into(), namespaced: false, ..t };
+        let core = ApiType {
+            resource: ResourceType {
+                group: String::new(),
+                plural: "namespaces".into(),
+                namespaced: false,
+                ..t.resource.clone()
+            },
+            ..t
+        };
         assert_eq!(core.collection_path(Some("x")), "/api/v1/namespaces");
     }
 }

@@ -87,6 +87,23 @@ pub struct ResourceType {
 }
 
 impl ResourceType {
+    /// The type as a snapshot manifest records it, with where it was learnt (`crd`,
+    /// `discovery`).
+    #[must_use]
+    pub fn into_type_info(self, source: &str) -> crate::format::snapshot::TypeInfo {
+        crate::format::snapshot::TypeInfo {
+            group: self.group,
+            version: self.version,
+            kind: self.kind,
+            plural: self.plural,
+            singular: self.singular,
+            short_names: self.short_names,
+            namespaced: self.namespaced,
+            categories: self.categories,
+            source: source.into(),
+        }
+    }
+
     /// The type's name as shown to users: `Kind` for the core group,
     /// `Kind.group` otherwise (e.g. `Certificate.cert-manager.io`).
     #[must_use]

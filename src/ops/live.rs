@@ -93,7 +93,7 @@ const METRICS_GROUP: &str = "metrics.k8s.io";
 
 /// Why a type is left out unless asked for by name, or `None`.
 pub fn default_exclusion(t: &ApiType) -> Option<&'static str> {
-    match (t.group.as_str(), t.plural.as_str()) {
+    match (t.resource.group.as_str(), t.resource.plural.as_str()) {
         ("" | "events.k8s.io", "events") => Some("events are short-lived records of what happened, not state"),
         ("coordination.k8s.io", "leases" | "leasecandidates") => {
             Some("leases are renewed every few seconds by leader election and node heartbeats")
@@ -135,14 +135,14 @@ fn select_types<'a>(
 ) -> Result<(Vec<&'a ApiType>, Excluded)> {
     let mut table = TypeTable::new();
     for t in types {
-        table.add(t.resource_type(), TypeSource::Discovery);
+        table.add(t.resource.clone(), TypeSource::Discovery);
     }
     let include = resolve_types(&table, &scope.include_resources, "--include-resource")?;
     let exclude = resolve_types(&table, &scope.exclude_resources, "--exclude-resource")?;
     let mut selected = Vec::new();
     let mut excluded = Vec::new();
     for t in types.iter().filter(|t| t.listable()) {
-        let key = (t.group.clone(), t.kind.clone());
+        let key = (t.resource.group.clone(), t.resource.kind.clone());
         if (!include.is_empty() && !include.contains(&key)) || exclude.contains(&key) {
             continue;
         }
@@ -152,7 +152,7 @@ fn select_types<'a>(
                 continue;
             }
         }
-        if !t.namespaced && !cluster_resources {
+        if !t.resource.namespaced && !cluster_resources {
             continue;
         }
         selected.push(t);
@@ -161,7 +161,7 @@ fn select_types<'a>(
 }
 
 fn namespace_type(types: &[ApiType]) -> Option<&ApiType> {
-    types.iter().find(|t| t.group.is_empty() && t.plural == "namespaces")
+    types.iter().find(|t| t.resource.group.is_empty() && t.resource.plural == "namespaces")
 }
 
 /// Takes a snapshot of a live cluster.
@@ -210,7 +210,7 @@ pub fn snapshot_live(
     if let Some(app) = &scope.app {
         let mut table = TypeTable::new();
         for t in &discovery.types {
-            table.add(t.resource_type(), TypeSource::Discovery);
+            table.add(t.resource.clone(), TypeSource::Discovery);
         }
         let (t, name) = table.resolve(app).map_err(|e| Error::Usage(format!("--app {app}: {e}")))?;
         if !t.namespaced {
@@ -222,7 +222,7 @@ pub fn snapshot_live(
     // One list per type, per namespace in a namespace scope.
     let mut jobs = Vec::new();
     for t in &types {
-        if t.namespaced && !whole_cluster {
+        if t.resource.namespaced && !whole_cluster {
             for ns in &namespaces {
                 jobs.push(ListJob {
                     api: (*t).clone(),
@@ -241,7 +241,7 @@ pub fn snapshot_live(
         }
     }
     // The Namespace objects of a namespace scope (unless all cluster-scoped types are listed).
-    let lists_namespaces = types.iter().any(|t| t.group.is_empty() && t.plural == "namespaces");
+    let lists_namespaces = types.iter().any(|t| t.resource.group.is_empty() && t.resource.plural == "namespaces");
     if !whole_cluster && !lists_namespaces {
         if let Some(nt) = namespace_type(&discovery.types) {
             for ns in &namespaces {
@@ -293,7 +293,7 @@ pub fn snapshot_live(
                         if opts.redact_secrets {
                             scope::redact_secret(&mut item);
                         }
-                        let in_app = app_root.is_some() && jobs[job].api.namespaced;
+                        let in_app = app_root.is_some() && jobs[job].api.resource.namespaced;
                         if in_app {
                             held.push((job, item));
                             continue;
@@ -368,13 +368,13 @@ pub fn snapshot_live(
             partial = true;
         }
         let reason = match &job.namespace {
-            Some(ns) if job.api.namespaced => format!("in namespace {ns}: {reason}"),
+            Some(ns) if job.api.resource.namespaced => format!("in namespace {ns}: {reason}"),
             _ => reason,
         };
-        let key = (job.api.group.clone(), job.api.kind.clone());
+        let key = (job.api.resource.group.clone(), job.api.resource.kind.clone());
         let e = skipped.entry(key).or_insert_with(|| SkippedType {
-            group: job.api.group.clone(),
-            kind: job.api.kind.clone(),
+            group: job.api.resource.group.clone(),
+            kind: job.api.resource.kind.clone(),
             reason: String::new(),
             partial: false,
         });
@@ -468,7 +468,7 @@ pub fn snapshot_live(
     })?;
     let mut listed: BTreeSet<(String, String)> = BTreeSet::new();
     for t in &types {
-        listed.insert((t.group.clone(), t.plural.clone()));
+        listed.insert((t.resource.group.clone(), t.resource.plural.clone()));
     }
     Ok(LiveSnapshotReport {
         snapshot: report,
@@ -492,18 +492,20 @@ mod tests {
 
     fn t(group: &str, plural: &str, kind: &str, namespaced: bool, verbs: &[&str]) -> ApiType {
         ApiType {
-            group: group.into(),
-            version: "v1".into(),
-            kind: kind.into(),
-            plural: plural.into(),
-            singular: kind.to_lowercase(),
-            short_names: match plural {
-                "configmaps" => vec!["cm".into()],
-                "deployments" => vec!["deploy".into()],
-                _ => vec![],
+            resource: crate::k8s::names::ResourceType {
+                group: group.into(),
+                version: "v1".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+                singular: kind.to_lowercase(),
+                short_names: match plural {
+                    "configmaps" => vec!["cm".into()],
+                    "deployments" => vec!["deploy".into()],
+                    _ => vec![],
+                },
+                namespaced,
+                categories: vec![],
             },
-            namespaced,
-            categories: vec![],
             verbs: verbs.iter().map(|s| s.to_string()).collect(),
         }
     }

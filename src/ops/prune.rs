@@ -226,7 +226,6 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
     //    framed, compressed and sealed again, in their old order, into new packs.
     let repack_set: HashSet<PackId> = repack.iter().map(|(id, _)| *id).collect();
     let mut packers: HashMap<PackKind, Packer> = HashMap::new();
-    let mut copied: HashSet<BlobId> = HashSet::new();
     let mut in_kept_pack: HashSet<BlobId> = HashSet::new();
     let removed_now: HashSet<PackId> = remove.iter().map(|(id, _)| *id).chain(repack_set.iter().copied()).collect();
     repo.index().for_each_entry(repo, |_, id, loc| {
@@ -236,15 +235,12 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         Ok(())
     })?;
     progress.start("repacking", repack.len() as u64);
-    // The blobs to copy, grouped by frame (a frame's location is kept once, not per blob).
+    // The blobs to copy, grouped by frame (a frame's location is kept once, not per blob). A
+    // blob listed in two repacked packs is stored once: the packer skips ids it has queued.
     type FrameBlobs = (crate::format::index::IndexFrame, Vec<(BlobId, crate::format::pack::BlobType, u32, u32)>);
     let mut to_copy: HashMap<(PackId, u64), FrameBlobs> = HashMap::new();
     repo.index().for_each_entry(repo, |_, id, loc| {
-        if repack_set.contains(&loc.frame.pack)
-            && referenced.contains(id)
-            && !in_kept_pack.contains(id)
-            && copied.insert(*id)
-        {
+        if repack_set.contains(&loc.frame.pack) && referenced.contains(id) && !in_kept_pack.contains(id) {
             to_copy
                 .entry((loc.frame.pack, loc.frame.offset))
                 .or_insert_with(|| (loc.frame.clone(), Vec::new()))
@@ -254,7 +250,6 @@ fn prune_round(repo: &mut Repository, opts: &PruneOptions, progress: &dyn Progre
         Ok(())
     })?;
     drop(in_kept_pack);
-    drop(copied);
     let mut frames: Vec<FrameBlobs> = to_copy.into_values().collect();
     frames.sort_by_key(|(f, _)| (f.pack, f.offset));
     let mut last_pack = None;

@@ -142,7 +142,6 @@ pub fn rewrite(repo: &mut Repository, opts: &RewriteOptions) -> Result<RewriteRe
         change.add_index.push(id);
         repo.index().add_pending(id);
     }
-    let mut all_roots = Vec::new();
     for (old, nm, removed) in new_manifests {
         let (id, _) = repo.write_manifest(&nm)?;
         change.add_snapshots.push(SnapshotSummary {
@@ -154,7 +153,6 @@ pub fn rewrite(repo: &mut Repository, opts: &RewriteOptions) -> Result<RewriteRe
             partial: old.partial,
         });
         change.remove_snapshots.push(old.id);
-        all_roots.push(nm.roots.clone());
         report.rewritten.push(Rewritten { old: old.id, new: Some(id), removed });
     }
     let own_index = change.add_index.first().copied();
@@ -174,6 +172,5 @@ pub fn rewrite(repo: &mut Repository, opts: &RewriteOptions) -> Result<RewriteRe
         }
         Ok(())
     })?;
-    drop(all_roots);
     Ok(report)
 }

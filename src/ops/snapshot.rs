@@ -186,18 +186,7 @@ fn source_tag_of(key: &MasterKey, variant: &str, value: &serde_json::Value) -> O
 }
 
 fn crd_type(value: &serde_json::Value) -> Option<TypeInfo> {
-    let t = TypeTable::type_from_crd(value)?;
-    Some(TypeInfo {
-        group: t.group,
-        version: t.version,
-        kind: t.kind,
-        plural: t.plural,
-        singular: t.singular,
-        short_names: t.short_names,
-        namespaced: t.namespaced,
-        categories: t.categories,
-        source: "crd".into(),
-    })
+    Some(TypeTable::type_from_crd(value)?.into_type_info("crd"))
 }
 
 fn prepare(

@@ -343,54 +343,20 @@ pub fn lookup_resource(repo: &Repository, roots: &Roots, r: &ResourceRef) -> Res
     Ok(None)
 }
 
-/// Adds to `seen` every tree node and every blob that resource entries below `roots` name.
-/// Subtrees whose node is already in `seen` are skipped: snapshots share most of their
-/// subtrees, so marking a whole history visits each distinct node once.
-pub fn mark_referenced(repo: &Repository, roots: &Roots, seen: &mut std::collections::HashSet<BlobId>) -> Result<()> {
-    fn visit(repo: &Repository, id: &BlobId, level: Level, seen: &mut std::collections::HashSet<BlobId>) -> Result<()> {
-        if !seen.insert(*id) {
-            return Ok(());
-        }
-        let node = read_node(repo, id, level)?;
-        match &node.body {
-            NodeBody::Internal(children) => {
-                for c in children {
-                    visit(repo, &c.id, level, seen)?;
-                }
-            }
-            NodeBody::Leaf(entries) => {
-                for (_, v) in entries {
-                    match v {
-                        Value::Resource(e) => {
-                            for part in std::iter::once(&e.desired).chain(e.server.as_ref()) {
-                                seen.extend(part.blobs.iter().copied());
-                            }
-                        }
-                        Value::Subtree { id, .. } => {
-                            let child = level
-                                .child()
-                                .ok_or_else(|| Error::corrupt("tree node", id.to_hex(), "subtree below names"))?;
-                            visit(repo, id, child, seen)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-    if let Some(c) = &roots.cluster {
-        visit(repo, c, Level::Groups, seen)?;
-    }
-    if let Some(n) = &roots.namespaces {
-        visit(repo, n, Level::Namespaces, seen)?;
-    }
-    Ok(())
+/// What a walk of a tree meets.
+pub enum Visit<'a> {
+    /// A node, before it is read: answering false skips it and everything below it.
+    Node(&'a BlobId),
+    /// A resource entry (the answer is ignored).
+    Entry(&'a ResourceEntry),
 }
 
-/// Calls `f` for every resource entry below a root, without building names (for loading the
-/// previous snapshot's source tags, where only the entries matter).
-pub fn walk_entries(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(&ResourceEntry)) -> Result<()> {
-    fn visit(repo: &Repository, id: &BlobId, level: Level, f: &mut dyn FnMut(&ResourceEntry)) -> Result<()> {
+/// Walks the nodes and resource entries below `roots`, depth-first, cluster-scoped first.
+pub fn visit_tree(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(Visit) -> bool) -> Result<()> {
+    fn visit(repo: &Repository, id: &BlobId, level: Level, f: &mut dyn FnMut(Visit) -> bool) -> Result<()> {
+        if !f(Visit::Node(id)) {
+            return Ok(());
+        }
         let node = read_node(repo, id, level)?;
         match &node.body {
             NodeBody::Internal(children) => {
@@ -401,7 +367,9 @@ pub fn walk_entries(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(&Resourc
             NodeBody::Leaf(entries) => {
                 for (_, v) in entries {
                     match v {
-                        Value::Resource(e) => f(e),
+                        Value::Resource(e) => {
+                            f(Visit::Entry(e));
+                        }
                         Value::Subtree { id, .. } => {
                             let child = level
                                 .child()
@@ -421,6 +389,32 @@ pub fn walk_entries(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(&Resourc
         visit(repo, n, Level::Namespaces, f)?;
     }
     Ok(())
+}
+
+/// Adds to `seen` every tree node and every blob that resource entries below `roots` name.
+/// Subtrees whose node is already in `seen` are skipped: snapshots share most of their
+/// subtrees, so marking a whole history visits each distinct node once.
+pub fn mark_referenced(repo: &Repository, roots: &Roots, seen: &mut std::collections::HashSet<BlobId>) -> Result<()> {
+    visit_tree(repo, roots, &mut |v| match v {
+        Visit::Node(id) => seen.insert(*id),
+        Visit::Entry(e) => {
+            for part in std::iter::once(&e.desired).chain(e.server.as_ref()) {
+                seen.extend(part.blobs.iter().copied());
+            }
+            true
+        }
+    })
+}
+
+/// Calls `f` for every resource entry below a root, without building names (for loading the
+/// previous snapshot's source tags, where only the entries matter).
+pub fn walk_entries(repo: &Repository, roots: &Roots, f: &mut dyn FnMut(&ResourceEntry)) -> Result<()> {
+    visit_tree(repo, roots, &mut |v| {
+        if let Visit::Entry(e) = v {
+            f(e);
+        }
+        true
+    })
 }
 
 /// Walks every resource of a snapshot: cluster-scoped first, then namespaced.
