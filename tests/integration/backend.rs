@@ -140,10 +140,11 @@ fn the_cache_serves_immutable_files_without_the_store() {
 use kubesnap::backend::fault::{Action, Fault, FaultyBackend, Op};
 use kubesnap::backend::retry::{RetryBackend, RetryPolicy};
 
-/// Quick retries for tests.
+/// Quick retries for tests. Many attempts: the misbehaving store below fails about one call in
+/// three, counted across threads, so one caller can meet several faults in a row.
 fn fast() -> RetryPolicy {
     RetryPolicy {
-        attempts: 8,
+        attempts: 30,
         base: std::time::Duration::from_millis(1),
         max_wait: std::time::Duration::from_millis(5),
         max_elapsed: std::time::Duration::from_secs(10),
