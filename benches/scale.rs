@@ -135,6 +135,7 @@ fn phase(dir: &Path, name: &str, objects: usize) {
             let last = repo.snapshots().last().expect("a snapshot").id;
             let ns = format!("team-{:04}", objects / PER_NAMESPACE / 2);
             let opts = kubesnap::ops::restore::RestoreOptions {
+                clean: None,
                 resources: vec!["deploy/app-500".into()],
                 filter: kubesnap::ops::select::Filter { namespace: Some(ns), kind: None },
                 server_fields: false,

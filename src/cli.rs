@@ -493,8 +493,17 @@ struct LsArgs {
 
 #[derive(Args)]
 struct DiffArgs {
-    a: String,
-    b: String,
+    /// A B (two snapshots); with --live, SNAP then RESOURCE... (TYPE/NAME).
+    #[arg(required = true)]
+    args: Vec<String>,
+    /// Compare SNAP with the live cluster (its desired state, as restore would apply it).
+    #[arg(long)]
+    live: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// With --live: also objects a controller owns (Pods of a ReplicaSet...).
+    #[arg(long, requires = "live")]
+    include_owned: bool,
     #[command(flatten)]
     scope: Scope,
     /// Field-level changes of each modified resource.
@@ -540,8 +549,68 @@ struct RestoreArgs {
     #[arg(long)]
     stdout: bool,
     /// Include server-owned fields (status, uid, resourceVersion...).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["apply", "clean"])]
     server_fields: bool,
+    /// With --to-dir/--stdout: the clean-up restore --apply does (no cluster addresses, uids,
+    /// node names, last-applied annotations...), ready for `kubectl apply`.
+    #[arg(long)]
+    clean: bool,
+    /// Apply to the cluster (server-side apply, field manager `kubesnap`), in dependency order.
+    #[arg(long, conflicts_with_all = ["to_dir", "stdout"])]
+    apply: bool,
+    /// With --apply: the server's dry run; print what would be created or changed, change nothing.
+    #[arg(long, requires = "apply")]
+    dry_run: bool,
+    /// With --apply: objects that exist already are left alone (skip) or applied over (update).
+    #[arg(long, value_enum, default_value_t = ExistingArg::Skip, requires = "apply")]
+    existing: ExistingArg,
+    /// With --apply: take fields that another field manager owns.
+    #[arg(long, requires = "apply")]
+    force_conflicts: bool,
+    /// With --apply: also objects a controller owns (they are recreated by it otherwise).
+    #[arg(long, requires = "apply")]
+    include_owned: bool,
+    /// Move namespace OLD to NEW, and the references that name it (repeatable).
+    #[arg(long, value_name = "OLD=NEW")]
+    namespace_map: Vec<String>,
+    /// Keep spec.volumeName of PersistentVolumeClaims.
+    #[arg(long)]
+    keep_volume_names: bool,
+    /// Show Secret values in the dry run's field changes.
+    #[arg(long)]
+    show_secrets: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// The cluster to restore into or compare with.
+#[derive(Args)]
+struct TargetArgs {
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Attempts per request before a transient failure (429, 5xx, a lost connection) counts.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    retries: u32,
+}
+
+impl TargetArgs {
+    fn connect(&self) -> kubesnap::k8s::cluster::ConnectOptions {
+        kubesnap::k8s::cluster::ConnectOptions { kubeconfig: self.kubeconfig.clone(), context: self.context.clone() }
+    }
+
+    fn retry(&self) -> Option<kubesnap::k8s::cluster::RetryPolicy> {
+        Some(kubesnap::k8s::cluster::RetryPolicy { attempts: self.retries, ..Default::default() })
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExistingArg {
+    Skip,
+    Update,
 }
 
 #[derive(Args)]
@@ -689,12 +758,54 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+fn print_diff(out: &mut impl Write, r: &ops::diff::DiffReport) -> Result<()> {
+    for x in &r.added {
+        writeln!(out, "+ {}", x.display())?;
+    }
+    for x in &r.removed {
+        writeln!(out, "- {}", x.display())?;
+    }
+    match &r.changes {
+        Some(changes) => {
+            for c in changes {
+                writeln!(out, "~ {}", c.resource.display())?;
+                for f in &c.fields {
+                    writeln!(out, "    {}", ops::fielddiff::format_change(f))?;
+                }
+            }
+        }
+        None => {
+            for x in &r.modified {
+                writeln!(out, "~ {}", x.display())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_apply(out: &mut impl Write, r: &ops::apply::ApplyReport) -> Result<()> {
+    for x in &r.results {
+        let target = match &x.target_namespace {
+            Some(ns) => format!(" -> namespace {ns}"),
+            None => String::new(),
+        };
+        let reason = x.reason.as_deref().map(|s| format!(": {s}")).unwrap_or_default();
+        writeln!(out, "{:<13} {}{target}{reason}", x.action.describe(r.dry_run), x.resource.display())?;
+        for f in &x.changes {
+            writeln!(out, "    {}", ops::fielddiff::format_change(f))?;
+        }
+    }
+    Ok(())
+}
+
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(timeutil::parse_input(s, timeutil::now())?)
 }
 
 /// The exit code of a snapshot that was committed but is partial (documented in the README).
 pub const EXIT_PARTIAL: i32 = 10;
+/// `diff --live` found differences (as `diff(1)` exits 1, but apart from the error codes).
+pub const EXIT_DIFFERENT: i32 = 11;
 
 /// `snapshot`, with its exit code and its JSON report.
 fn snapshot_command(
@@ -987,45 +1098,54 @@ pub fn try_main() -> Result<i32> {
         }
         Command::Diff(a) => {
             let repo = open(g)?;
-            let sa = select::snapshot(&repo, &a.a, a.scope.cluster.as_deref())?;
-            let sb = select::snapshot(&repo, &a.b, a.scope.cluster.as_deref())?;
-            let m = repo.load_manifest(&sb.id)?;
-            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
-            let opts = ops::diff::DiffOptions {
-                filter,
-                server_fields: a.server_fields,
-                patch: a.patch,
-                show_secrets: a.show_secrets,
+            let (r, snap_b) = if a.live {
+                let (first, resources) = a.args.split_first().expect("clap requires one argument");
+                let sa = select::snapshot(&repo, first, a.scope.cluster.as_deref())?;
+                let m = repo.load_manifest(&sa.id)?;
+                let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+                let opts = ops::livediff::LiveDiffOptions {
+                    connect: a.target.connect(),
+                    resources: resources.to_vec(),
+                    filter,
+                    patch: a.patch,
+                    show_secrets: a.show_secrets,
+                    include_owned: a.include_owned,
+                    retry: a.target.retry(),
+                    ..Default::default()
+                };
+                (ops::livediff::diff_live(&repo, &sa.id, &opts, &progress)?, "the live cluster".to_string())
+            } else {
+                let [x, y] = a.args.as_slice() else {
+                    bail!(kubesnap::Error::Usage("diff takes two snapshots (A B), or one snapshot and --live".into()))
+                };
+                let sa = select::snapshot(&repo, x, a.scope.cluster.as_deref())?;
+                let sb = select::snapshot(&repo, y, a.scope.cluster.as_deref())?;
+                let m = repo.load_manifest(&sb.id)?;
+                let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+                let opts = ops::diff::DiffOptions {
+                    filter,
+                    server_fields: a.server_fields,
+                    patch: a.patch,
+                    show_secrets: a.show_secrets,
+                };
+                (ops::diff::diff(&repo, &sa.id, &sb.id, &opts)?, sb.id.short())
             };
-            let r = ops::diff::diff(&repo, &sa.id, &sb.id, &opts)?;
             io_stats(g, &repo);
             if g.json {
                 print_json(&r)?;
             } else {
-                for x in &r.added {
-                    writeln!(out, "+ {}", x.display())?;
-                }
-                for x in &r.removed {
-                    writeln!(out, "- {}", x.display())?;
-                }
-                match &r.changes {
-                    Some(changes) => {
-                        for c in changes {
-                            writeln!(out, "~ {}", c.resource.display())?;
-                            for f in &c.fields {
-                                writeln!(out, "    {}", ops::fielddiff::format_change(f))?;
-                            }
-                        }
-                    }
-                    None => {
-                        for x in &r.modified {
-                            writeln!(out, "~ {}", x.display())?;
-                        }
-                    }
-                }
+                print_diff(&mut out, &r)?;
                 if !g.quiet {
-                    eprintln!("{} added, {} removed, {} modified", r.added.len(), r.removed.len(), r.modified.len());
+                    eprintln!(
+                        "{} added, {} removed, {} modified (against {snap_b})",
+                        r.added.len(),
+                        r.removed.len(),
+                        r.modified.len()
+                    );
                 }
+            }
+            if a.live && !(r.added.is_empty() && r.removed.is_empty() && r.modified.is_empty()) {
+                return Ok(EXIT_DIFFERENT);
             }
         }
         Command::Log(a) => {
@@ -1065,14 +1185,63 @@ pub fn try_main() -> Result<i32> {
                     (select::snapshot(&repo, first, a.scope.cluster.as_deref())?, rest.to_vec())
                 }
             };
+            let m = repo.load_manifest(&snap.id)?;
+            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
+            let clean = kubesnap::k8s::restore::CleanOptions {
+                keep_volume_names: a.keep_volume_names,
+                namespace_map: ops::apply::parse_namespace_map(&a.namespace_map)?,
+            };
+            if a.apply {
+                let opts = ops::apply::ApplyOptions {
+                    connect: a.target.connect(),
+                    resources,
+                    filter,
+                    dry_run: a.dry_run,
+                    existing: match a.existing {
+                        ExistingArg::Skip => ops::apply::Existing::Skip,
+                        ExistingArg::Update => ops::apply::Existing::Update,
+                    },
+                    force_conflicts: a.force_conflicts,
+                    include_owned: a.include_owned,
+                    clean,
+                    show_secrets: a.show_secrets,
+                    retry: a.target.retry(),
+                    establish_timeout: std::time::Duration::from_secs(60),
+                };
+                let r = ops::apply::restore_apply(&repo, &snap.id, &opts, &progress)?;
+                io_stats(g, &repo);
+                if g.json {
+                    print_json(&r)?;
+                } else {
+                    print_apply(&mut out, &r)?;
+                    if !g.quiet {
+                        let c = &r.counts;
+                        let verb = if r.dry_run { "dry run of" } else { "restored" };
+                        eprintln!(
+                            "{verb} snapshot {} ({}) into {}: {} created, {} updated, {} unchanged, {} skipped, {} failed",
+                            snap.id.short(),
+                            snap.time,
+                            r.context,
+                            c.created,
+                            c.updated,
+                            c.unchanged,
+                            c.skipped,
+                            c.failed
+                        );
+                    }
+                }
+                return Ok(if r.counts.failed > 0 { EXIT_PARTIAL } else { 0 });
+            }
             let output = match (&a.to_dir, a.stdout) {
                 (Some(d), false) => ops::restore::Output::Dir(d.clone()),
                 (None, true) => ops::restore::Output::Stdout,
-                _ => bail!(kubesnap::Error::Usage("say where to restore: --to-dir DIR or --stdout".into())),
+                _ => bail!(kubesnap::Error::Usage(
+                    "say where to restore: --apply (into the cluster), --to-dir DIR or --stdout".into()
+                )),
             };
-            let m = repo.load_manifest(&snap.id)?;
-            let filter = select::filter(&repo, &m, a.scope.namespace.as_deref(), a.scope.kind.as_deref())?;
-            let opts = ops::restore::RestoreOptions { resources, filter, server_fields: a.server_fields, output };
+            let clean = (a.clean || !a.namespace_map.is_empty()).then_some(clean);
+            let opts =
+                ops::restore::RestoreOptions { resources, filter, server_fields: a.server_fields, clean, output };
             let restored = ops::restore::restore(&repo, &snap.id, &opts, &mut out)?;
             io_stats(g, &repo);
             if g.json && a.to_dir.is_some() {

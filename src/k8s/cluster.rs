@@ -57,6 +57,17 @@ pub struct ConnectOptions {
     pub context: Option<String>,
 }
 
+/// How [`Cluster::apply`] applies.
+#[derive(Clone, Debug)]
+pub struct ApplyParams {
+    /// The field manager (kubesnap's own, so that its fields never mix with a controller's).
+    pub manager: String,
+    /// Take fields that another manager owns (`force=true`).
+    pub force: bool,
+    /// The server's dry run: admission and validation, nothing stored.
+    pub dry_run: bool,
+}
+
 /// How requests are retried.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -224,7 +235,8 @@ struct PageMeta {
 }
 
 /// Percent-encodes a query parameter value.
-fn query_escape(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters: for query values and path segments.
+pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -302,6 +314,43 @@ impl Cluster {
             Err(KubeError::Api { code: 403 | 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// GET one object; `None` on 404 (403 and every other failure are errors).
+    pub fn get_object(&self, path: &str) -> Result<Option<Value>, KubeError> {
+        match self.get_json(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(KubeError::Api { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Server-side apply of `body` to the object at `path` (its own URL, not the collection's)
+    /// as field manager `manager`; the object as the server has it afterwards. With
+    /// `dry_run`, the server runs every admission step and stores nothing. Unknown fields are
+    /// refused (`fieldValidation=Strict`) rather than silently dropped.
+    pub fn apply(&self, path: &str, body: &Value, opts: &ApplyParams) -> Result<Value, KubeError> {
+        let mut q = format!("{path}?fieldManager={}&fieldValidation=Strict", query_escape(&opts.manager));
+        if opts.force {
+            q.push_str("&force=true");
+        }
+        if opts.dry_run {
+            q.push_str("&dryRun=All");
+        }
+        let bytes = serde_json::to_vec(body).map_err(|e| KubeError::Config(e.to_string()))?;
+        let r = self.requester();
+        self.rt.block_on(async move {
+            let call = Call {
+                method: http::Method::PATCH,
+                path: &q,
+                accept: "application/json",
+                content_type: Some("application/apply-patch+yaml"),
+                body: Some(&bytes),
+            };
+            r.call_as(&call, &mut |_| {}, |b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
+                .await
+                .map_err(|f| r.error_of(&call, f))
+        })
     }
 
     /// Every served type: aggregated discovery where the server offers it, legacy otherwise.
@@ -442,12 +491,33 @@ struct Requester {
     retries: Arc<AtomicU64>,
 }
 
+/// One HTTP request to the API server.
+struct Call<'a> {
+    method: http::Method,
+    path: &'a str,
+    accept: &'a str,
+    content_type: Option<&'a str>,
+    body: Option<&'a [u8]>,
+}
+
+impl<'a> Call<'a> {
+    fn get(path: &'a str, accept: &'a str) -> Call<'a> {
+        Call { method: http::Method::GET, path, accept, content_type: None, body: None }
+    }
+}
+
 impl Requester {
-    async fn once(&self, path: &str, accept: &str) -> Result<Bytes, Failure> {
-        let req = http::Request::get(path)
-            .header(http::header::ACCEPT, accept)
-            .body(kube::client::Body::empty())
-            .map_err(|e| Failure::Transport(e.to_string()))?;
+    async fn send_once(&self, call: &Call<'_>) -> Result<Bytes, Failure> {
+        let mut req = http::Request::builder().method(call.method.clone()).uri(call.path);
+        req = req.header(http::header::ACCEPT, call.accept);
+        if let Some(ct) = call.content_type {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let body = match call.body {
+            Some(b) => kube::client::Body::from(b.to_vec()),
+            None => kube::client::Body::empty(),
+        };
+        let req = req.body(body).map_err(|e| Failure::Transport(e.to_string()))?;
         let resp = self.client.send(req).await.map_err(|e| Failure::Transport(chain(&e)))?;
         let code = resp.status().as_u16();
         let after = retry_after(resp.headers());
@@ -473,10 +543,22 @@ impl Requester {
         on_retry: &mut (dyn FnMut(String) + Send),
         parse: impl Fn(Bytes) -> Result<T, String>,
     ) -> Result<T, Failure> {
+        self.call_as(&Call::get(path, accept), on_retry, parse).await
+    }
+
+    /// A request with retries: transient failures (429, 5xx, cut connections, answers that do
+    /// not parse) are retried with backoff. Only idempotent requests come here (GET, and
+    /// server-side apply, which gives the same object however often it is sent).
+    async fn call_as<T>(
+        &self,
+        call: &Call<'_>,
+        on_retry: &mut (dyn FnMut(String) + Send),
+        parse: impl Fn(Bytes) -> Result<T, String>,
+    ) -> Result<T, Failure> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let got = match self.once(path, accept).await {
+            let got = match self.send_once(call).await {
                 Ok(b) => parse(b).map_err(Failure::Body),
                 Err(f) => Err(f),
             };
@@ -490,12 +572,20 @@ impl Requester {
                     }
                     .min(self.retry.max_wait);
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    on_retry(format!("{}; retrying in {:.1}s", self.error(path, f), wait.as_secs_f64()));
+                    on_retry(format!("{}; retrying in {:.1}s", self.error_of(call, f), wait.as_secs_f64()));
                     tokio::time::sleep(wait).await;
                 }
                 Err(f) => return Err(f),
             }
         }
+    }
+
+    fn error_of(&self, call: &Call<'_>, f: Failure) -> KubeError {
+        let mut e = self.error(call.path, f);
+        if let KubeError::Api { what, .. } | KubeError::Garbage { what, .. } = &mut e {
+            *what = format!("{} {}", call.method, call.path);
+        }
+        e
     }
 
     fn error(&self, path: &str, f: Failure) -> KubeError {

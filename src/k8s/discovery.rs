@@ -57,6 +57,12 @@ impl ApiType {
         }
     }
 
+    /// The URL path of one object (its name escaped: RBAC names may hold `:` or `@`, and
+    /// some types accept almost any character).
+    pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}/{}", self.collection_path(namespace), super::cluster::query_escape(name))
+    }
+
     /// `deployments.apps`, or `pods` for the core group: how kubectl names the type.
     pub fn display_name(&self) -> String {
         if self.resource.group.is_empty() {

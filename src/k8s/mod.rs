@@ -11,5 +11,6 @@ pub mod cluster;
 pub mod dir;
 pub mod discovery;
 pub mod names;
+pub mod restore;
 pub mod scope;
 pub mod yaml;

@@ -1,6 +1,7 @@
 //! Operations: one file per operation, each with its `*Options`. The CLI and (later) the
 //! operator call these same functions.
 
+pub mod apply;
 pub mod check;
 pub mod copy;
 pub mod diff;
@@ -9,6 +10,7 @@ pub mod forget;
 pub mod init;
 pub mod key;
 pub mod live;
+pub mod livediff;
 pub mod log;
 pub mod ls;
 pub mod prune;

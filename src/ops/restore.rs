@@ -7,11 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::select::{self, Filter};
 use crate::format::resource::ResourceRef;
 use crate::format::tree::ResourceEntry;
 use crate::format::SnapshotId;
+use crate::k8s::restore::{self as cleanup, CleanOptions};
 use crate::k8s::yaml;
 use crate::repo::Repository;
 use crate::{Error, Result};
@@ -31,6 +33,10 @@ pub struct RestoreOptions {
     pub filter: Filter,
     /// Also the server-owned fields (status, uid, resourceVersion...).
     pub server_fields: bool,
+    /// The clean-up `restore --apply` does ([`crate::k8s::restore`]), for files meant for
+    /// `kubectl apply`: owner references are dropped (there is no cluster to re-point them to),
+    /// and objects that restore never applies, or that a controller owns, are left out.
+    pub clean: Option<CleanOptions>,
     pub output: Output,
 }
 
@@ -107,12 +113,25 @@ pub fn restore(
 ) -> Result<Vec<Restored>> {
     let chosen = choose(repo, snapshot, &opts.resources, &opts.filter)?;
     let mut done = Vec::with_capacity(chosen.len());
-    for (i, (r, e)) in chosen.into_iter().enumerate() {
-        let value = super::read_resource(repo, &e, opts.server_fields)?;
+    for (r, e) in chosen {
+        let mut value = super::read_resource(repo, &e, opts.server_fields)?;
+        if let Some(c) = &opts.clean {
+            if e.owned || cleanup::never_restored(&value).is_some() {
+                continue;
+            }
+            cleanup::clean(&mut value, c);
+            if let Some(Value::Object(meta)) = value.get_mut("metadata") {
+                meta.shift_remove("ownerReferences");
+            }
+        }
+        let r = match &opts.clean {
+            Some(_) => crate::format::resource::identity_of(&value).unwrap_or(r),
+            None => r,
+        };
         let text = yaml::to_yaml(&value);
         match &opts.output {
             Output::Stdout => {
-                let sep = if i > 0 { "---\n" } else { "" };
+                let sep = if done.is_empty() { "" } else { "---\n" };
                 out.write_all(format!("{sep}{text}").as_bytes())
                     .map_err(|e| Error::Io("cannot write the output".into(), e))?;
                 done.push(Restored { resource: r, path: None });

@@ -286,6 +286,7 @@ mod repository_faults {
         dir: &std::path::Path,
     ) -> kubesnap::Result<Vec<kubesnap::ops::restore::Restored>> {
         let opts = kubesnap::ops::restore::RestoreOptions {
+            clean: None,
             resources: Vec::new(),
             filter: Default::default(),
             server_fields: true,

@@ -12,8 +12,11 @@
 //! a CustomResourceDefinition that is created becomes `Established` and its resource is served
 //! at once, and deleting it removes the resource and its objects. New namespaces get the
 //! `kubernetes.io/metadata.name` label, the `kubernetes` finalizer and `status.phase: Active`.
+//! Updates that change an immutable field (a subset, see [`immutable_change`]) fail with 422
+//! `Invalid` and kube-apiserver's `field is immutable` message.
 //!
-//! Differences: no admission, defaulting or validation beyond the above (a Deployment without
+//! Differences: no admission, defaulting or validation beyond the above (no cluster IPs are
+//! allocated; `fieldValidation` is accepted and ignored) (a Deployment without
 //! a selector is accepted); no controllers (a Deployment never gets ReplicaSets, nothing is
 //! garbage-collected through `ownerReferences`, pods are deleted at once instead of
 //! gracefully); deleting a namespace deletes its objects at once; lists of built-in types omit
@@ -224,6 +227,35 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
         Some(Value::Object(m)) => m,
         _ => unreachable!("metadata was just made an object"),
     }
+}
+
+/// Fields that kube-apiserver's validation refuses to change on update, by type: the first
+/// one that differs, with its new value. A subset: the selectors of workloads, a Job's
+/// template, a Service's allocated cluster IP, a claim's storage class and access modes, and
+/// the contents of ConfigMaps and Secrets marked `immutable`.
+pub fn immutable_change(group: &str, kind: &str, old: &Value, new: &Value) -> Option<(String, String)> {
+    let fields: &[&str] = match (group, kind) {
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["/spec/selector"],
+        ("apps", "StatefulSet") => &["/spec/selector", "/spec/serviceName", "/spec/volumeClaimTemplates"],
+        ("batch", "Job") => &["/spec/selector", "/spec/template", "/spec/completionMode"],
+        ("", "PersistentVolumeClaim") => &["/spec/storageClassName", "/spec/accessModes", "/spec/selector"],
+        ("", "Service") => {
+            let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default();
+            let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default();
+            if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
+                return Some(("spec.clusterIP".into(), format!("{new_ip:?}")));
+            }
+            &[]
+        }
+        ("", "ConfigMap" | "Secret") if old.get("immutable") == Some(&Value::Bool(true)) => {
+            &["/data", "/binaryData", "/immutable", "/type"]
+        }
+        _ => &[],
+    };
+    fields.iter().find(|f| old.pointer(f) != new.pointer(f)).map(|f| {
+        let value = new.pointer(f).map(Value::to_string).unwrap_or_else(|| "null".into());
+        (f.trim_start_matches('/').replace('/', "."), value)
+    })
 }
 
 /// Everything but `metadata` and `status`: what bumps `generation`.
@@ -660,6 +692,17 @@ impl Cluster {
         if t.generation && !status_only && spec_part(&new) != spec_part(old) {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+        }
+        if !status_only {
+            if let Some((field, value)) = immutable_change(&t.group, &t.kind, old, &new) {
+                return Err(ApiError::invalid(
+                    &t.group,
+                    &t.kind,
+                    &name,
+                    &field,
+                    &format!("Invalid value: {value}: field is immutable"),
+                ));
+            }
         }
         let time = util::now_rfc3339();
         let manager = opts.manager();

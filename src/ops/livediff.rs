@@ -1,0 +1,305 @@
+//! `kubesnap diff SNAP --live`: a snapshot's desired state against the live cluster's, in the
+//! JSON shape of a snapshot-to-snapshot diff (`added`: in the cluster only; `removed`: in the
+//! snapshot only; `modified`).
+//!
+//! Both sides are compared as restorable state ([`crate::k8s::restore::comparable`]): what the
+//! cluster allocates on its own (cluster IPs, node ports, owner uids...) and what restore never
+//! applies are left out, so a restore followed by `diff --live` shows nothing. Objects a
+//! controller owns are compared only with `include_owned`, as restore applies them only then.
+//!
+//! A live object whose desired state hashes to the stored blob ids is unchanged and nothing of
+//! it is read from the repository; only changed objects are read and compared field by field.
+//! The cluster is listed only for the types the snapshot holds, in the namespaces it covers.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::Value;
+
+use super::diff::{DiffReport, ResourceChanges};
+use super::fielddiff::{self, FieldChange};
+use super::select::{self, Filter};
+use super::Progress;
+use crate::format::resource::{identity_of, is_controller_owned, ResourceRef};
+use crate::format::tree::ResourceEntry;
+use crate::format::SnapshotId;
+use crate::k8s::cluster::{
+    Cluster, ConnectOptions, KubeError, ListEvent, ListJob, ListOptions, RetryPolicy, TypeOutcome,
+};
+use crate::k8s::restore::{comparable, never_restored};
+use crate::repo::Repository;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Default)]
+pub struct LiveDiffOptions {
+    pub connect: ConnectOptions,
+    /// `TYPE/NAME` resources; empty: every resource passing the filter.
+    pub resources: Vec<String>,
+    pub filter: Filter,
+    /// Field-level changes of each modified resource.
+    pub patch: bool,
+    pub show_secrets: bool,
+    /// Also objects a controller owns.
+    pub include_owned: bool,
+    pub list: ListOptions,
+    pub retry: Option<RetryPolicy>,
+}
+
+fn kube(e: KubeError) -> Error {
+    Error::Kube(e.to_string())
+}
+
+struct Comparer<'a> {
+    repo: &'a Repository,
+    opts: &'a LiveDiffOptions,
+    cluster: &'a Cluster,
+    /// (group, version, kind) -> the resource's plural where the cluster serves that version.
+    plurals: RefCell<HashMap<(String, String, String), Option<String>>>,
+}
+
+/// A modified resource, the list it came from, and its field changes (with `patch`).
+type Modified = (ResourceRef, usize, Vec<FieldChange>);
+
+impl Comparer<'_> {
+    /// Compares one stored resource with its live object: `None` when they are the same.
+    fn compare(&self, r: &ResourceRef, entry: &ResourceEntry, live: &Value) -> Result<Option<Vec<FieldChange>>> {
+        if super::snapshot::desired_blob_ids(self.repo, live).as_slice() == entry.desired.blobs.as_slice() {
+            return Ok(None);
+        }
+        let stored = super::read_resource(self.repo, entry, false)?;
+        let stored_av = stored.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let live = match live.get("apiVersion").and_then(Value::as_str) {
+            Some(av) if av != stored_av => self.at_version(r, stored_av, live)?,
+            _ => live.clone(),
+        };
+        let (stored, live) = (comparable(&stored), comparable(&live));
+        if stored == live {
+            return Ok(None);
+        }
+        let mut fields = Vec::new();
+        if self.opts.patch {
+            fields = fielddiff::diff_values(&stored, &live);
+            if fielddiff::is_secret(&r.group, &r.kind) && !self.opts.show_secrets {
+                fielddiff::redact_secret_changes(&mut fields);
+            }
+        }
+        Ok(Some(fields))
+    }
+
+    /// The live object at the stored object's API version: read again at that version where the
+    /// cluster serves it (the server converts), else as it is, relabelled (what restore does
+    /// when it converts; a field that does not convert still shows as a difference).
+    fn at_version(&self, r: &ResourceRef, stored_av: &str, live: &Value) -> Result<Value> {
+        let (group, version) = match stored_av.rsplit_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), stored_av.to_string()),
+        };
+        let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+        let key = (group, version, r.kind.clone());
+        if !self.plurals.borrow().contains_key(&key) {
+            let doc = self.cluster.get_json_opt(&base).map_err(kube)?;
+            let plural = doc
+                .as_ref()
+                .and_then(|d| d.get("resources"))
+                .and_then(Value::as_array)
+                .and_then(|rs| {
+                    rs.iter().find(|x| {
+                        x.get("kind").and_then(Value::as_str) == Some(r.kind.as_str())
+                            && x.get("name").and_then(Value::as_str).is_some_and(|n| !n.contains('/'))
+                    })
+                })
+                .and_then(|x| x.get("name").and_then(Value::as_str).map(str::to_string));
+            self.plurals.borrow_mut().insert(key.clone(), plural);
+        }
+        if let Some(plural) = self.plurals.borrow()[&key].as_deref() {
+            let ns = if r.namespace.is_empty() { String::new() } else { format!("/namespaces/{}", r.namespace) };
+            let path = format!("{base}{ns}/{plural}/{}", crate::k8s::cluster::query_escape(&r.name));
+            if let Some(v) = self.cluster.get_object(&path).map_err(kube)? {
+                return Ok(v);
+            }
+        }
+        let mut v = live.clone();
+        v["apiVersion"] = Value::String(stored_av.to_string());
+        Ok(v)
+    }
+
+    /// Whether a stored resource takes part (restore would apply it).
+    fn stored_counts(&self, entry: &ResourceEntry) -> Result<bool> {
+        if entry.owned && !self.opts.include_owned {
+            return Ok(false);
+        }
+        Ok(never_restored(&super::read_resource(self.repo, entry, false)?).is_none())
+    }
+
+    fn live_counts(&self, live: &Value) -> bool {
+        never_restored(live).is_none() && (self.opts.include_owned || !is_controller_owned(live))
+    }
+
+    fn report(&self, added: Vec<ResourceRef>, removed: Vec<ResourceRef>, modified: Vec<Modified>) -> DiffReport {
+        let mut report = DiffReport { added, removed, ..DiffReport::default() };
+        let mut changes = Vec::new();
+        for (r, _, fields) in modified {
+            report.modified.push(r.clone());
+            changes.push(ResourceChanges { resource: r, fields });
+        }
+        report.added.sort();
+        report.removed.sort();
+        report.modified.sort();
+        if self.opts.patch {
+            changes.sort_by(|x, y| x.resource.cmp(&y.resource));
+            report.changes = Some(changes);
+        }
+        report
+    }
+}
+
+/// Compares a snapshot with the live cluster.
+pub fn diff_live(
+    repo: &Repository,
+    snapshot: &SnapshotId,
+    opts: &LiveDiffOptions,
+    progress: &dyn Progress,
+) -> Result<DiffReport> {
+    let manifest = repo.load_manifest(snapshot)?;
+    let mut cluster = Cluster::connect(&opts.connect).map_err(kube)?;
+    if let Some(r) = &opts.retry {
+        cluster.retry = r.clone();
+    }
+    let discovery = cluster.discover().map_err(kube)?;
+    let api_type = |group: &str, kind: &str| {
+        discovery.types.iter().find(|t| t.resource.group == group && t.resource.kind == kind && t.listable())
+    };
+    let cmp = Comparer { repo, opts, cluster: &cluster, plurals: RefCell::new(HashMap::new()) };
+
+    let scope = manifest.source_info.get("scope");
+    let scope_kind = scope.and_then(|s| s.get("kind")).and_then(Value::as_str).unwrap_or("cluster");
+    if !opts.resources.is_empty() || scope_kind == "application" {
+        // Each stored object against its own live object; an application's snapshot holds no
+        // list of "everything", so nothing can be called added.
+        let chosen = super::restore::choose(repo, snapshot, &opts.resources, &opts.filter)?;
+        progress.start("resources", chosen.len() as u64);
+        let (mut removed, mut modified) = (Vec::new(), Vec::new());
+        for (r, entry) in chosen {
+            if !cmp.stored_counts(&entry)? && opts.resources.is_empty() {
+                continue;
+            }
+            let live = match api_type(&r.group, &r.kind) {
+                Some(t) => cluster
+                    .get_object(&t.object_path((!r.namespace.is_empty()).then_some(r.namespace.as_str()), &r.name))
+                    .map_err(kube)?,
+                None => None,
+            };
+            match live {
+                Some(l) => {
+                    if let Some(fields) = cmp.compare(&r, &entry, &l)? {
+                        modified.push((r, 0, fields));
+                    }
+                }
+                None => removed.push(r),
+            }
+            progress.advance(1);
+        }
+        progress.finish();
+        return Ok(cmp.report(Vec::new(), removed, modified));
+    }
+
+    // The stored side, and the types and namespaces to list.
+    let mut stored: HashMap<ResourceRef, ResourceEntry> = HashMap::new();
+    let mut kinds: BTreeSet<(String, String)> = BTreeSet::new();
+    select::walk_filtered(repo, &manifest.roots, &opts.filter, &mut |r, e| {
+        kinds.insert((r.group.clone(), r.kind.clone()));
+        stored.insert(r, e);
+        Ok(())
+    })?;
+    let strings = |key: &str| -> Vec<String> {
+        scope
+            .and_then(|s| s.get(key))
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let namespaces: Vec<String> = match (&opts.filter.namespace, scope_kind) {
+        (Some(ns), _) => vec![ns.clone()],
+        (None, "namespaces") => strings("namespaces"),
+        _ => Vec::new(),
+    };
+    let excluded_ns = strings("exclude_namespaces");
+    let selector = scope.and_then(|s| s.get("selector")).and_then(Value::as_str).map(str::to_string);
+    let mut jobs = Vec::new();
+    for (group, kind) in &kinds {
+        let Some(t) = api_type(group, kind) else { continue };
+        if t.resource.namespaced && !namespaces.is_empty() {
+            for ns in &namespaces {
+                jobs.push(ListJob {
+                    api: t.clone(),
+                    namespace: Some(ns.clone()),
+                    label_selector: selector.clone(),
+                    field_selector: None,
+                });
+            }
+        } else if t.resource.namespaced || opts.filter.namespace.is_none() {
+            jobs.push(ListJob {
+                api: t.clone(),
+                namespace: None,
+                label_selector: selector.clone(),
+                field_selector: None,
+            });
+        }
+    }
+
+    progress.start("objects", stored.len() as u64);
+    let mut seen: HashMap<ResourceRef, usize> = HashMap::new();
+    let mut added: Vec<(ResourceRef, usize)> = Vec::new();
+    let mut modified: Vec<Modified> = Vec::new();
+    let mut rx = cluster.list(jobs.clone(), &opts.list);
+    while let Some(event) = rx.blocking_recv() {
+        match event {
+            ListEvent::Page { job, items } => {
+                for item in items {
+                    let Ok(r) = identity_of(&item) else { continue };
+                    if !opts.filter.matches(&r) || excluded_ns.contains(&r.namespace) || !cmp.live_counts(&item) {
+                        continue;
+                    }
+                    match stored.get(&r) {
+                        Some(entry) => {
+                            if let Some(fields) = cmp.compare(&r, entry, &item)? {
+                                modified.push((r.clone(), job, fields));
+                            }
+                            seen.insert(r, job);
+                        }
+                        None => added.push((r, job)),
+                    }
+                    progress.advance(1);
+                }
+            }
+            ListEvent::Restart { job, .. } => {
+                // The type is listed again from the start: forget what its pages said.
+                seen.retain(|_, j| *j != job);
+                added.retain(|(_, j)| *j != job);
+                modified.retain(|(_, j, _)| *j != job);
+            }
+            ListEvent::Retrying { job, message } => progress.warn(&format!("{}: {message}", jobs[job].describe())),
+            ListEvent::Done { job, outcome } => {
+                if outcome != TypeOutcome::Complete {
+                    progress.finish();
+                    return Err(Error::Kube(format!(
+                        "{} could not be listed ({outcome:?}): the comparison would be incomplete",
+                        jobs[job].describe()
+                    )));
+                }
+            }
+            ListEvent::Fatal(e) => {
+                progress.finish();
+                return Err(kube(e));
+            }
+        }
+    }
+    progress.finish();
+    let mut removed = Vec::new();
+    for (r, entry) in &stored {
+        if !seen.contains_key(r) && cmp.stored_counts(entry)? {
+            removed.push(r.clone());
+        }
+    }
+    Ok(cmp.report(added.into_iter().map(|(r, _)| r).collect(), removed, modified))
+}
