@@ -95,6 +95,9 @@ enum Command {
     Rewrite(RewriteArgs),
     /// Copy snapshots into another repository (re-encrypted under its key).
     Copy(CopyArgs),
+    /// The operator: scheduled snapshots from SnapshotSchedule resources.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
 }
 
 #[derive(Args)]
@@ -355,6 +358,46 @@ fn print_prune(out: &mut impl Write, r: &ops::prune::PruneReport) -> Result<()> 
         writeln!(out, "{} unreferenced files are younger than --leftover-age and were kept", r.young_leftovers)?;
     }
     Ok(())
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Print the CustomResourceDefinitions (Repository, SnapshotSchedule) as YAML.
+    Crds,
+    /// Run the controller (in the cluster, or against --kubeconfig).
+    Run(Box<OperatorRunArgs>),
+}
+
+#[derive(Args)]
+struct OperatorRunArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Watch only this namespace (default: all).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Where /metrics and /healthz are served.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: String,
+    /// The image of snapshot Jobs whose schedule names none (the operator's own).
+    #[arg(long, env = "KUBESNAP_IMAGE", default_value = "ghcr.io/kubesnap/kubesnap:0.1.0")]
+    image: String,
+    /// An image prefix schedules may name in job.image (repeatable; default: only --image).
+    #[arg(long = "allowed-image", value_name = "PREFIX")]
+    allowed_images: Vec<String>,
+    /// The namespace of the leader lease (default: POD_NAMESPACE).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    #[arg(long, default_value = "kubesnap-operator")]
+    lease_name: String,
+    /// This replica's identity in the lease (default: POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Act without leader election (one replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+    /// How long a leader's lease lasts without renewal (renewed every fifth of it).
+    #[arg(long, default_value_t = 15, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    lease_duration: u64,
 }
 
 #[derive(Args)]
@@ -758,6 +801,56 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+/// The kubelet keeps at most 4096 bytes of a termination message: the report is cut to fit,
+/// keeping its numbers (long lists of skipped types and long errors are shortened first).
+const TERMINATION_LIMIT: usize = 4096;
+
+fn termination_json(mut v: serde_json::Value) -> Vec<u8> {
+    let fits = |v: &serde_json::Value| serde_json::to_vec(v).map(|b| b.len() <= TERMINATION_LIMIT).unwrap_or(false);
+    if let Some(serde_json::Value::Array(skipped)) = v.pointer_mut("/report/skipped") {
+        let total = skipped.len();
+        while serde_json::to_vec(&skipped).map(|b| b.len()).unwrap_or(0) > TERMINATION_LIMIT / 2 && !skipped.is_empty()
+        {
+            skipped.pop();
+        }
+        let kept = skipped.len();
+        if kept < total {
+            v["report"]["skippedNotShown"] = serde_json::json!(total - kept);
+        }
+    }
+    if !fits(&v) {
+        if let Some(serde_json::Value::String(e)) = v.get_mut("error") {
+            let cut: String = e.chars().take(2000).collect();
+            *e = format!("{cut}…");
+        }
+    }
+    if !fits(&v) {
+        if let Some(r) = v.get_mut("report").and_then(serde_json::Value::as_object_mut) {
+            r.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "id" | "time"
+                        | "cluster"
+                        | "objects"
+                        | "added"
+                        | "modified"
+                        | "removed"
+                        | "bytes_added"
+                        | "partial"
+                        | "retries"
+                )
+            });
+        }
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "kubesnap".into())
+}
+
 fn print_diff(out: &mut impl Write, r: &ops::diff::DiffReport) -> Result<()> {
     for x in &r.added {
         writeln!(out, "+ {}", x.display())?;
@@ -923,6 +1016,35 @@ pub fn try_main() -> Result<i32> {
     let progress = SharedBars(std::sync::Mutex::new(Bars::new(g.quiet)));
     let mut out = std::io::stdout().lock();
     match &cli.command {
+        Command::Operator(OperatorCommand::Crds) => {
+            write!(out, "{}", kubesnap::operator::crd::crds_yaml())?;
+        }
+        Command::Operator(OperatorCommand::Run(a)) => {
+            let lease = if a.no_leader_election {
+                None
+            } else {
+                let Some(ns) = a.lease_namespace.clone() else {
+                    bail!(kubesnap::Error::Usage(
+                        "leader election needs --lease-namespace (or POD_NAMESPACE); --no-leader-election runs one replica alone".into()
+                    ))
+                };
+                let identity = a.identity.clone().unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+                let mut cfg = kubesnap::operator::lease_config(ns, a.lease_name.clone(), identity);
+                cfg.lease_duration = std::time::Duration::from_secs(a.lease_duration);
+                cfg.renew = cfg.lease_duration / 5;
+                Some(cfg)
+            };
+            kubesnap::operator::run(kubesnap::operator::OperatorOptions {
+                connect: a.target.connect(),
+                namespace: a.namespace.clone(),
+                metrics_addr: a.metrics_addr.clone(),
+                lease,
+                defaults: kubesnap::operator::schedule::Defaults {
+                    image: a.image.clone(),
+                    allowed_images: a.allowed_images.clone(),
+                },
+            })?;
+        }
         Command::Init(a) => {
             let password = read_password(g)?;
             if password.is_empty() {
@@ -953,7 +1075,7 @@ pub fn try_main() -> Result<i32> {
                         "error": format!("{e:#}"),
                     }),
                 };
-                std::fs::write(path, serde_json::to_vec(&v)?)
+                std::fs::write(path, termination_json(v))
                     .with_context(|| format!("cannot write the report file {}", path.display()))?;
             }
             return result.map(|(code, _)| code);

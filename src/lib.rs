@@ -28,6 +28,8 @@ pub mod cache;
 pub mod error;
 #[cfg(feature = "engine")]
 pub mod k8s;
+#[cfg(feature = "operator")]
+pub mod operator;
 #[cfg(feature = "engine")]
 pub mod ops;
 #[cfg(feature = "engine")]

@@ -441,7 +441,9 @@ impl Cluster {
     }
 }
 
-async fn load_config(opts: &ConnectOptions) -> Result<(kube::Config, String), KubeError> {
+/// The client configuration: `--kubeconfig`, else `KUBECONFIG` / `~/.kube/config`, else the pod's service
+/// account; and the context's name (`in-cluster` in a pod).
+pub async fn load_config(opts: &ConnectOptions) -> Result<(kube::Config, String), KubeError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let kopts = KubeConfigOptions { context: opts.context.clone(), cluster: None, user: None };
     let from_file = |kc: Kubeconfig| {

@@ -11,6 +11,7 @@ mod damage;
 mod engine;
 mod live;
 mod names;
+mod operator;
 mod restore_apply;
 mod retention;
 mod storage;
