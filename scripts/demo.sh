@@ -2,7 +2,8 @@
 # The main job on an embedded default: build kubesnap, create a local-folder repository, take
 # two snapshots of the sample cluster dump (the second after a change), then list, diff, show the
 # history of one resource and restore it; then serve the sample cluster from the test API server
-# and snapshot it live, as a scheduled run would, with retention. Everything lands under ./demo
+# and snapshot it live, as a scheduled run would, with retention; change it, find the change with
+# diff --live and put it back with restore --apply. Everything lands under ./demo
 # (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,11 +31,11 @@ $ks snapshot --from-dir "$day2" --cluster demo --tag sample
 echo "== snapshots"
 $ks snapshots list
 echo "== what changed"
-$ks diff latest~1 latest -p
+$ks diff latest~1 latest -p --cluster demo
 echo "== history of deployment/web"
-$ks log deploy/web -n shop
+$ks log deploy/web -n shop --cluster demo
 echo "== restore deployment/web as it was before the change"
-$ks restore latest~1 deploy/web -n shop --stdout
+$ks restore latest~1 deploy/web -n shop --stdout --cluster demo
 echo "== check"
 $ks check --read-data
 
@@ -46,3 +47,12 @@ trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s demo/kubeconfig ] && break; sleep 0.1; done
 $ks snapshot --kubeconfig demo/kubeconfig --cluster demo-live --keep-last 3
 $ks snapshots show latest --cluster demo-live
+
+echo "== a change in the live cluster, found by diff --live and put back by restore --apply"
+kubectl --kubeconfig demo/kubeconfig -n shop set image deploy/web web=nginx:broken >/dev/null
+$ks diff latest --live --cluster demo-live --kubeconfig demo/kubeconfig -p || true
+$ks restore latest deploy/web -n shop --cluster demo-live --kubeconfig demo/kubeconfig \
+    --apply --existing update --force-conflicts --dry-run
+$ks restore latest deploy/web -n shop --cluster demo-live --kubeconfig demo/kubeconfig \
+    --apply --existing update --force-conflicts
+$ks diff latest --live --cluster demo-live --kubeconfig demo/kubeconfig

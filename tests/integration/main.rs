@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod corpus;
 mod damage;
+mod deploy;
 mod engine;
 mod live;
 mod names;
