@@ -524,3 +524,34 @@ fn an_api_version_the_cluster_no_longer_serves_is_converted_or_named() {
     );
     server.stop();
 }
+
+/// Against a real cluster: `cargo test --test integration real_cluster_restore -- --ignored`,
+/// with KUBECONFIG pointing at a disposable cluster (`kind create cluster` or `k3d cluster
+/// create`). Creates a namespace with an application, snapshots it, deletes the namespace,
+/// restores it (the real API server's defaulting, validation, cluster IP allocation and
+/// controllers apply), and checks that `diff --live` shows nothing; then deletes it again.
+#[test]
+#[ignore = "needs a real, disposable cluster (kind or k3d) and KUBECONFIG"]
+fn real_cluster_restore() {
+    let env = Env::new();
+    let kc = std::env::var("KUBECONFIG").map(PathBuf::from).expect("KUBECONFIG");
+    let src = env.path("src");
+    shop(&src);
+    std::fs::remove_file(src.join("rs.yaml")).unwrap();
+    kubectl(&kc, &["apply", "-f", src.join("ns.yaml").to_str().unwrap()]);
+    kubectl(&kc, &["apply", "-f", src.join("crd.yaml").to_str().unwrap()]);
+    kubectl(&kc, &["wait", "--for=condition=Established", "crd/widgets.example.com"]);
+    kubectl(&kc, &["apply", "-f", src.to_str().unwrap()]);
+    let r = env.json(&["snapshot", "-n", "shop", "--cluster", "real", "-q"]);
+    let snap = r["id"].as_str().unwrap();
+    kubectl(&kc, &["delete", "namespace", "shop", "--wait=true"]);
+    let (code, dry) = run_json(&env, &["restore", snap, "-n", "shop", "--apply", "--dry-run"]);
+    assert_eq!(code, 0, "{dry}");
+    let (code, report) = run_json(&env, &["restore", snap, "-n", "shop", "--apply"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(by_action(&dry, "created"), by_action(&report, "created"));
+    let (code, diff) = run_json(&env, &["diff", snap, "--live", "-p"]);
+    assert_eq!(code, 0, "{diff}");
+    kubectl(&kc, &["delete", "namespace", "shop", "--wait=false"]);
+    kubectl(&kc, &["delete", "crd", "widgets.example.com", "--wait=false"]);
+}
