@@ -384,6 +384,10 @@ struct OperatorRunArgs {
     /// An image prefix schedules may name in job.image (repeatable; default: only --image).
     #[arg(long = "allowed-image", value_name = "PREFIX")]
     allowed_images: Vec<String>,
+    /// A service account schedules may name in job.serviceAccountName besides
+    /// kubesnap-snapshot (repeatable).
+    #[arg(long = "allowed-service-account", value_name = "NAME")]
+    allowed_service_accounts: Vec<String>,
     /// The namespace of the leader lease (default: POD_NAMESPACE).
     #[arg(long, env = "POD_NAMESPACE")]
     lease_namespace: Option<String>,
@@ -1042,6 +1046,7 @@ pub fn try_main() -> Result<i32> {
                 defaults: kubesnap::operator::schedule::Defaults {
                     image: a.image.clone(),
                     allowed_images: a.allowed_images.clone(),
+                    allowed_service_accounts: a.allowed_service_accounts.clone(),
                 },
             })?;
         }

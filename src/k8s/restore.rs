@@ -318,7 +318,14 @@ pub fn map_namespaces(obj: &mut Value, map: &BTreeMap<String, String>) -> Vec<St
     let (group, kind) = (group.to_string(), kind.to_string());
     rewrite(obj.pointer_mut("/metadata/namespace"), "metadata.namespace");
     match (group.as_str(), kind.as_str()) {
-        ("", "Namespace") => rewrite(obj.pointer_mut("/metadata/name"), "metadata.name"),
+        ("", "Namespace") => {
+            rewrite(obj.pointer_mut("/metadata/name"), "metadata.name");
+            // The label the API server keeps equal to the name.
+            rewrite(
+                obj.pointer_mut("/metadata/labels/kubernetes.io~1metadata.name"),
+                "metadata.labels[\"kubernetes.io/metadata.name\"]",
+            );
+        }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
             if let Some(Value::Array(subjects)) = obj.get_mut("subjects") {
                 for (i, s) in subjects.iter_mut().enumerate() {
@@ -535,9 +542,10 @@ mod tests {
         assert_eq!(rb["metadata"]["namespace"], "shop-2");
         assert_eq!(rb["subjects"][0]["namespace"], "shop-2");
         assert_eq!(rb["subjects"][1]["namespace"], "other");
-        let mut ns = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop"}});
+        let mut ns = json!({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"kubernetes.io/metadata.name":"shop"}}});
         map_namespaces(&mut ns, &map);
         assert_eq!(ns["metadata"]["name"], "shop-2");
+        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "shop-2");
         let mut hook = json!({"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingWebhookConfiguration",
             "metadata":{"name":"h"},"webhooks":[{"name":"a","clientConfig":{"service":{"name":"s","namespace":"shop"}}}]});
         map_namespaces(&mut hook, &map);

@@ -166,6 +166,8 @@ pub async fn reconcile(s: Arc<SnapshotSchedule>, ctx: Arc<Context>) -> Result<Ac
     let created = s.meta().creation_timestamp.as_ref().map(|t| t.0.as_millisecond() as f64 / 1000.0).unwrap_or(0.0);
 
     // Results first: they stand whatever the schedule says now.
+    let seed = super::metrics::Seed { created, runs: &old.last_runs };
+    ctx.metrics.observe_schedule(&ns, &name, &seed, None);
     let fresh = new_runs(&s, &ctx, &ns, &old.last_runs).await?;
     for r in &fresh {
         if !ctx.metrics.record_run(&ns, &name, r) {
@@ -194,7 +196,6 @@ pub async fn reconcile(s: Arc<SnapshotSchedule>, ctx: Arc<Context>) -> Result<Ac
     let cj_name = schedule::cron_job_name(&s);
     let requeue = match checked {
         Err(invalid) => {
-            ctx.metrics.observe_schedule(&ns, &name, created, None);
             // Nothing may run on a configuration that no longer holds.
             if let Some(cj) = cronjobs.get_opt(&cj_name).await? {
                 if cj.owner_references().iter().any(|o| Some(&o.uid) == s.meta().uid.as_ref()) {
@@ -208,7 +209,7 @@ pub async fn reconcile(s: Arc<SnapshotSchedule>, ctx: Arc<Context>) -> Result<Ac
         }
         Ok((timing, repo)) => {
             let now = Utc::now();
-            ctx.metrics.observe_schedule(&ns, &name, created, timing.interval_seconds(now).map(|i| i as f64));
+            ctx.metrics.observe_schedule(&ns, &name, &seed, timing.interval_seconds(now).map(|i| i as f64));
             let desired = schedule::desired_cron_job(&s, &repo, &ctx.defaults);
             let applied = cronjobs.patch(&cj_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired)).await;
             match applied {

@@ -180,7 +180,8 @@ pub struct JobSettings {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
-    /// Default `kubesnap-snapshot`.
+    /// Default `kubesnap-snapshot`; another name only if the operator allows it
+    /// (`--allowed-service-account`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -231,7 +232,8 @@ pub struct SnapshotScheduleStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`: `True` when the CronJob is in place (reason `Scheduled` or `Suspended`),
     /// `False` with the reason it is not (`InvalidSchedule`, `InvalidTimeZone`,
-    /// `RepositoryNotFound`, `SecretNotFound`, `ImageNotAllowed`, `ApplyFailed`).
+    /// `RepositoryNotFound`, `SecretNotFound`, `ImageNotAllowed`, `ServiceAccountNotAllowed`,
+    /// `InvalidScope`, `InvalidRetention`, `ApplyFailed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

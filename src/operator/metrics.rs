@@ -15,6 +15,18 @@ use std::sync::Mutex;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// What a schedule's status says, to start its series from.
+pub struct Seed<'a> {
+    /// Its creation (Unix seconds): the last success until there is one.
+    pub created: f64,
+    /// The runs its status holds.
+    pub runs: &'a [super::crd::Run],
+}
+
+fn timestamp(s: &Option<String>) -> Option<f64> {
+    s.as_deref().and_then(crate::timeutil::parse_stored).map(|t| t.timestamp_millis() as f64 / 1000.0)
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScheduleMetrics {
     pub last_success_timestamp: f64,
@@ -30,6 +42,20 @@ pub struct ScheduleMetrics {
     counted: std::collections::VecDeque<String>,
 }
 
+impl ScheduleMetrics {
+    /// A successful run, if it is the newest.
+    fn note_success(&mut self, run: &super::crd::Run) {
+        if let Some(end) = timestamp(&run.end_time) {
+            if end >= self.last_success_timestamp {
+                self.last_success_timestamp = end;
+                self.last_duration_seconds = timestamp(&run.start_time).map(|s| (end - s).max(0.0)).unwrap_or(0.0);
+                self.last_objects = run.objects.unwrap_or(0) as f64;
+                self.last_bytes_added = run.bytes_added.unwrap_or(0) as f64;
+            }
+        }
+    }
+}
+
 /// Every metric the operator exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -40,14 +66,25 @@ pub struct Metrics {
 const RESULTS: [&str; 3] = ["succeeded", "partial", "failed"];
 
 impl Metrics {
-    /// Registers a schedule's series (idempotent): counters at zero, the last success at
-    /// `created` until a run succeeds.
-    pub fn observe_schedule(&self, namespace: &str, name: &str, created: f64, interval: Option<f64>) {
+    /// Registers a schedule's series (idempotent). The first time, they start from what the
+    /// schedule's status says (so a new leader, or a restarted operator, does not forget the
+    /// last success and fire a false alert): its newest successful run, else the schedule's
+    /// creation; counters start at zero, and the runs already in the status count as seen.
+    pub fn observe_schedule(&self, namespace: &str, name: &str, seed: &Seed<'_>, interval: Option<f64>) {
         let mut m = self.schedules.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry((namespace.to_string(), name.to_string())).or_insert_with(|| ScheduleMetrics {
-            last_success_timestamp: created,
-            runs_total: RESULTS.iter().map(|r| (*r, 0)).collect(),
-            ..Default::default()
+        let e = m.entry((namespace.to_string(), name.to_string())).or_insert_with(|| {
+            let mut x = ScheduleMetrics {
+                last_success_timestamp: seed.created,
+                runs_total: RESULTS.iter().map(|r| (*r, 0)).collect(),
+                ..Default::default()
+            };
+            x.counted.extend(seed.runs.iter().map(|r| r.job_name.clone()));
+            if let Some(r) =
+                seed.runs.iter().filter(|r| r.result == "Succeeded").max_by(|a, b| a.end_time.cmp(&b.end_time))
+            {
+                x.note_success(r);
+            }
+            x
         });
         if let Some(i) = interval {
             e.interval_seconds = i;
@@ -83,17 +120,7 @@ impl Metrics {
             e.failures_total += 1;
             return true;
         }
-        let ts = |s: &Option<String>| {
-            s.as_deref().and_then(crate::timeutil::parse_stored).map(|t| t.timestamp_millis() as f64 / 1000.0)
-        };
-        if let Some(end) = ts(&run.end_time) {
-            if end >= e.last_success_timestamp {
-                e.last_success_timestamp = end;
-                e.last_duration_seconds = ts(&run.start_time).map(|s| (end - s).max(0.0)).unwrap_or(0.0);
-                e.last_objects = run.objects.unwrap_or(0) as f64;
-                e.last_bytes_added = run.bytes_added.unwrap_or(0) as f64;
-            }
-        }
+        e.note_success(run);
         true
     }
 
@@ -217,7 +244,7 @@ mod tests {
     #[test]
     fn series_exist_from_the_start_and_follow_runs() {
         let m = Metrics::default();
-        m.observe_schedule("backups", "nightly", 1000.0, Some(86400.0));
+        m.observe_schedule("backups", "nightly", &Seed { created: 1000.0, runs: &[] }, Some(86400.0));
         let text = m.render();
         assert!(
             text.contains(
@@ -252,5 +279,16 @@ mod tests {
         assert!(m.render().ends_with("kubesnap_operator_leader 1\n"));
         m.remove_schedule("backups", "nightly");
         assert!(!m.render().contains("nightly"));
+        // A restarted operator starts from the status: the last success is not forgotten, and
+        // the runs there are not counted again.
+        let fresh = Metrics::default();
+        let runs = [
+            run("j1", "Succeeded", "2026-11-25T02:00:00Z", "2026-11-25T02:00:30Z"),
+            run("j2", "Failed", "2026-11-26T02:00:00Z", "2026-11-26T02:00:05Z"),
+        ];
+        fresh.observe_schedule("backups", "nightly", &Seed { created: 1000.0, runs: &runs }, None);
+        assert!(!fresh.record_run("backups", "nightly", &runs[1]));
+        let s = fresh.schedule("backups", "nightly").unwrap();
+        assert_eq!((s.last_success_timestamp, s.last_objects, s.failures_total), (1795572030.0, 42.0, 0));
     }
 }

@@ -73,12 +73,13 @@ pub fn run(opts: OperatorOptions) -> Result<()> {
                     "kubesnap operator: waiting for the leader lease {}/{} as {}",
                     cfg.namespace, cfg.name, cfg.identity
                 );
-                leader::acquire(&leases, cfg).await;
+                let mut elector = leader::Elector::new(leases, cfg.clone());
+                elector.acquire().await;
                 metrics.set_leader(true);
                 eprintln!("kubesnap operator: leading");
                 tokio::select! {
                     _ = controller::run(ctx, opts.namespace.as_deref()) => Ok(()),
-                    why = leader::keep(&leases, cfg) => {
+                    why = elector.keep() => {
                         metrics.set_leader(false);
                         Err(Error::Kube(format!("stopped leading: {why}; restarting as a candidate")))
                     }

@@ -45,6 +45,9 @@ pub struct Defaults {
     pub image: String,
     /// Image prefixes a schedule may name (`job.image`); empty: only the default image.
     pub allowed_images: Vec<String>,
+    /// Service accounts a schedule may name (`job.serviceAccountName`) besides
+    /// `kubesnap-snapshot`: whoever may create a schedule runs its Job as that account.
+    pub allowed_service_accounts: Vec<String>,
 }
 
 /// A parsed schedule: its cron pattern and time zone.
@@ -189,6 +192,16 @@ pub fn validate(s: &SnapshotSchedule, defaults: &Defaults) -> Result<Timing, Inv
             return Err(Invalid::new(
                 "ImageNotAllowed",
                 format!("job.image {image:?} is not allowed: the operator runs only its own image and those its --allowed-image prefixes name"),
+            ));
+        }
+    }
+    if let Some(sa) = spec.job.service_account_name.as_deref().filter(|sa| *sa != DEFAULT_SERVICE_ACCOUNT) {
+        if !defaults.allowed_service_accounts.iter().any(|a| a == sa) {
+            return Err(Invalid::new(
+                "ServiceAccountNotAllowed",
+                format!(
+                    "job.serviceAccountName {sa:?} is not allowed: Jobs run as {DEFAULT_SERVICE_ACCOUNT} or an account the operator's --allowed-service-account names"
+                ),
             ));
         }
     }
@@ -514,7 +527,8 @@ pub fn run_of(job: &Value, pods: &[Value]) -> Option<Run> {
                 run.objects = rep.get("objects").and_then(Value::as_u64);
                 run.bytes_added = rep.get("bytes_added").and_then(Value::as_u64);
                 if code == 10 {
-                    let n = rep.get("skipped").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+                    let shown = rep.get("skipped").and_then(Value::as_array).map(Vec::len).unwrap_or(0);
+                    let n = shown as u64 + rep.get("skippedNotShown").and_then(Value::as_u64).unwrap_or(0);
                     run.message = Some(format!("committed, but partial: {n} type(s) skipped or incomplete"));
                 }
             }
@@ -573,7 +587,11 @@ mod tests {
     const IMAGE: &str = "ghcr.io/kubesnap/kubesnap:0.1.0";
 
     fn defaults() -> Defaults {
-        Defaults { image: IMAGE.into(), allowed_images: vec!["registry.example.com/".into()] }
+        Defaults {
+            image: IMAGE.into(),
+            allowed_images: vec!["registry.example.com/".into()],
+            allowed_service_accounts: vec!["snap".into()],
+        }
     }
 
     #[test]
@@ -757,6 +775,9 @@ mod tests {
             (&|s| s.repository = "".into(), Some("RepositoryNotFound")),
             (&|s| s.job.image = Some("evil.example.com/x".into()), Some("ImageNotAllowed")),
             (&|s| s.job.image = Some("registry.example.com/kubesnap:1".into()), None),
+            (&|s| s.job.service_account_name = Some("cluster-admin-sa".into()), Some("ServiceAccountNotAllowed")),
+            (&|s| s.job.service_account_name = Some("snap".into()), None),
+            (&|s| s.job.service_account_name = Some(DEFAULT_SERVICE_ACCOUNT.into()), None),
             (
                 &|s| {
                     s.scope.application =

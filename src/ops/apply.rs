@@ -175,7 +175,8 @@ fn without_server_fields(v: &Value) -> Value {
     v
 }
 
-/// Paths of leaves of `sent` that `got` lacks or holds with another value.
+/// Paths of fields of `sent` that `got` lacks. A value the server normalised (a quantity `0.5`
+/// given back as `500m`) is not a loss; a field the served version does not have is.
 fn lost_fields(sent: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
     match (sent, got) {
         (Value::Object(a), Value::Object(b)) => {
@@ -187,13 +188,16 @@ fn lost_fields(sent: &Value, got: &Value, path: &str, out: &mut Vec<String>) {
                 }
             }
         }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() > b.len() {
+                out.push(path.to_string());
+            }
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 lost_fields(x, y, &format!("{path}[{i}]"), out);
             }
         }
-        (a, b) if a == b => {}
-        _ => out.push(path.to_string()),
+        (Value::Object(_) | Value::Array(_), Value::Null) => out.push(path.to_string()),
+        _ => {}
     }
 }
 
@@ -216,11 +220,15 @@ impl Restorer<'_> {
     }
 
     /// Whether the cluster serves `kind` at `group/version`.
-    fn serves(&mut self, group: &str, version: &str, kind: &str) -> Result<bool> {
+    fn serves(&mut self, group: &str, version: &str, kind: &str) -> Result<bool, KubeError> {
         let key = (group.to_string(), version.to_string());
         if !self.served.contains_key(&key) {
             let path = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-            let doc = self.cluster.get_json_opt(&path).map_err(kube)?;
+            let doc = match self.cluster.get_json(&path) {
+                Ok(d) => Some(d),
+                Err(KubeError::Api { code: 404, .. }) => None,
+                Err(e) => return Err(e),
+            };
             self.served.insert(key.clone(), doc);
         }
         Ok(self.served[&key]
@@ -237,7 +245,7 @@ impl Restorer<'_> {
     }
 
     /// The uid of an owner: restored or found by this run, else the live object's.
-    fn owner_uid(&mut self, group: &str, kind: &str, namespace: &str, name: &str) -> Result<Option<String>> {
+    fn owner_uid(&mut self, group: &str, kind: &str, namespace: &str, name: &str) -> Result<Option<String>, KubeError> {
         for ns in [namespace, ""] {
             let key = (group.to_string(), kind.to_string(), ns.to_string(), name.to_string());
             if let Some(uid) = self.uids.get(&key) {
@@ -247,7 +255,7 @@ impl Restorer<'_> {
         let Some(t) = self.api_type(group, kind).cloned() else { return Ok(None) };
         let ns = if t.resource.namespaced { namespace } else { "" };
         let path = Self::object_path(&t, &t.resource.version, ns, name);
-        let live = self.cluster.get_object(&path).map_err(kube)?;
+        let live = self.cluster.get_object(&path)?;
         let uid = live.as_ref().and_then(|v| v.pointer("/metadata/uid")).and_then(Value::as_str).map(str::to_string);
         if let Some(u) = &uid {
             self.uids.insert((group.into(), kind.into(), ns.into(), name.into()), u.clone());
@@ -265,12 +273,14 @@ impl Restorer<'_> {
         for mut r in refs {
             let s = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             let (av, kind, name) = (s("apiVersion"), s("kind"), s("name"));
-            match self.owner_uid(group_of(&av), &kind, &namespace, &name)? {
-                Some(uid) => {
+            match self.owner_uid(group_of(&av), &kind, &namespace, &name) {
+                Ok(Some(uid)) => {
                     r["uid"] = Value::String(uid);
                     kept.push(r);
                 }
-                None => notes.push(format!("owner {kind}/{name} is not in the cluster: its reference was dropped")),
+                Ok(None) => notes.push(format!("owner {kind}/{name} is not in the cluster: its reference was dropped")),
+                Err(e) if fatal(&e) => return Err(kube(e)),
+                Err(e) => notes.push(format!("owner {kind}/{name} could not be read ({e}): its reference was dropped")),
             }
         }
         if let Some(Value::Object(meta)) = obj.get_mut("metadata") {
@@ -333,7 +343,13 @@ impl Restorer<'_> {
         let stored_version = stored_av.rsplit('/').next().unwrap_or_default().to_string();
         let mut version = stored_version.clone();
         let mut converted = false;
-        if stored_version != t.resource.version && !self.serves(&group, &stored_version, &kind)? {
+        let served = match self.serves(&group, &stored_version, &kind) {
+            _ if stored_version == t.resource.version => true,
+            Ok(s) => s,
+            Err(e) if fatal(&e) => return Err(kube(e)),
+            Err(e) => return fail(result, format!("cannot tell whether this cluster serves {stored_av}: {e}")),
+        };
+        if !served {
             version = t.resource.version.clone();
             converted = true;
             item.object["apiVersion"] = Value::String(t.api_version());
@@ -467,7 +483,7 @@ fn explain(e: &KubeError) -> String {
     }
 }
 
-/// How deep each item is in the owner graph of the restored set (owners first).
+/// Orders the owner graph of the restored set: owners before what they own.
 fn owner_depths(items: &mut [Item]) {
     let index: HashMap<(String, String, String), usize> = items
         .iter()
@@ -501,8 +517,11 @@ fn owner_depths(items: &mut [Item]) {
                 .unwrap_or_default()
         })
         .collect();
-    // Longest path to a root; cycles (never valid, but data is data) are cut at the item count.
+    // Longest path to a root, and an owner's rank at least (a Secret a Deployment owns goes
+    // after the Deployment, so that its reference can be re-pointed); cycles (never valid, but
+    // data is data) are cut after a bounded number of rounds.
     let mut depth = vec![0usize; items.len()];
+    let mut rank: Vec<u8> = items.iter().map(|i| i.rank).collect();
     for _ in 0..items.len().min(64) {
         let mut changed = false;
         for (i, os) in owners.iter().enumerate() {
@@ -511,14 +530,19 @@ fn owner_depths(items: &mut [Item]) {
                     depth[i] = depth[o] + 1;
                     changed = true;
                 }
+                if rank[o] > rank[i] {
+                    rank[i] = rank[o];
+                    changed = true;
+                }
             }
         }
         if !changed {
             break;
         }
     }
-    for (it, d) in items.iter_mut().zip(depth) {
+    for ((it, d), r) in items.iter_mut().zip(depth).zip(rank) {
         it.depth = d;
+        it.rank = r;
     }
 }
 
@@ -547,6 +571,8 @@ pub fn restore_apply(
     cluster.get_json("/version").map_err(kube)?;
     let discovery = cluster.discover().map_err(kube)?;
 
+    let redacted =
+        repo.load_manifest(snapshot)?.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
     let mut results = Vec::new();
     let mut items = Vec::new();
     for (r, e) in chosen {
@@ -562,6 +588,12 @@ pub fn restore_apply(
         };
         if let Some(why) = cleanup::never_restored(&object) {
             results.push(skip(format!("never restored: {why}")));
+            continue;
+        }
+        if redacted && r.group.is_empty() && r.kind == "Secret" {
+            // Applying it would set every value to "".
+            results
+                .push(skip("the snapshot was taken with --redact-secrets: its Secret values were not stored".into()));
             continue;
         }
         if is_controller_owned(&object) && !opts.include_owned {
@@ -682,8 +714,8 @@ mod tests {
 
     #[test]
     fn lost_fields_names_what_a_version_drops() {
-        let sent = json!({"spec":{"a":1,"b":{"c":[1,2]},"d":"x"}});
-        let got = json!({"spec":{"a":1,"b":{"c":[1,2]},"e":"y"},"status":{}});
+        let sent = json!({"spec":{"a":"0.5","b":{"c":[1,2]},"d":"x"}});
+        let got = json!({"spec":{"a":"500m","b":{"c":[1,2]},"e":"y"},"status":{}});
         let mut lost = Vec::new();
         lost_fields(&sent, &got, "", &mut lost);
         assert_eq!(lost, vec!["spec.d"]);
@@ -729,8 +761,13 @@ mod tests {
             obj("ReplicaSet", "rs", Some(("Deployment", "d"))),
             obj("Deployment", "d", None),
         ];
+        let mut secret = obj("Secret", "creds", Some(("Deployment", "d")));
+        secret.rank = 3;
+        items.push(secret);
         owner_depths(&mut items);
         let depths: Vec<usize> = items.iter().map(|i| i.depth).collect();
-        assert_eq!(depths, vec![2, 1, 0]);
+        assert_eq!(depths, vec![2, 1, 0, 1]);
+        // A Secret (rank 3) owned by a Deployment (rank 4) goes after it.
+        assert_eq!(items[3].rank, 4);
     }
 }

@@ -128,7 +128,7 @@ fn resolve_types(table: &TypeTable, values: &[String], flag: &str) -> Result<Has
 type Excluded = Vec<(String, &'static str)>;
 
 /// The types a scope lists, and those it leaves out by default.
-fn select_types<'a>(
+pub(crate) fn select_types<'a>(
     types: &'a [ApiType],
     scope: &Scope,
     cluster_resources: bool,
@@ -162,6 +162,56 @@ fn select_types<'a>(
 
 fn namespace_type(types: &[ApiType]) -> Option<&ApiType> {
     types.iter().find(|t| t.resource.group.is_empty() && t.resource.plural == "namespaces")
+}
+
+/// The lists a scope makes: one per type, per namespace in a namespace scope, and there the
+/// Namespace objects by name (unless every cluster-scoped type is listed anyway).
+pub(crate) fn plan_lists(
+    types: &[&ApiType],
+    discovered: &[ApiType],
+    namespaces: &[String],
+    selector: Option<&str>,
+) -> Vec<ListJob> {
+    let whole_cluster = namespaces.is_empty();
+    let mut jobs = Vec::new();
+    for t in types {
+        let job = |namespace: Option<String>| ListJob {
+            api: (*t).clone(),
+            namespace,
+            label_selector: selector.map(str::to_string),
+            field_selector: None,
+        };
+        if t.resource.namespaced && !whole_cluster {
+            jobs.extend(namespaces.iter().map(|ns| job(Some(ns.clone()))));
+        } else {
+            jobs.push(job(None));
+        }
+    }
+    let lists_namespaces = types.iter().any(|t| t.resource.group.is_empty() && t.resource.plural == "namespaces");
+    if !whole_cluster && !lists_namespaces {
+        if let Some(nt) = namespace_type(discovered) {
+            for ns in namespaces {
+                jobs.push(ListJob {
+                    api: nt.clone(),
+                    namespace: None,
+                    label_selector: None,
+                    field_selector: Some(format!("metadata.name={ns}")),
+                });
+            }
+        }
+    }
+    jobs
+}
+
+/// Whether an object lies in an excluded namespace (a Namespace object by its own name).
+pub(crate) fn in_excluded_namespace(exclude: &HashSet<String>, v: &Value) -> bool {
+    if exclude.is_empty() {
+        return false;
+    }
+    let is_ns_object = v.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && v.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    let own = if is_ns_object { v.pointer("/metadata/name") } else { v.pointer("/metadata/namespace") };
+    exclude.contains(own.and_then(Value::as_str).unwrap_or_default())
 }
 
 /// Takes a snapshot of a live cluster.
@@ -219,41 +269,7 @@ pub fn snapshot_live(
         app_root = Some((t.group.clone(), t.kind.clone(), name));
     }
 
-    // One list per type, per namespace in a namespace scope.
-    let mut jobs = Vec::new();
-    for t in &types {
-        if t.resource.namespaced && !whole_cluster {
-            for ns in &namespaces {
-                jobs.push(ListJob {
-                    api: (*t).clone(),
-                    namespace: Some(ns.clone()),
-                    label_selector: scope.selector.clone(),
-                    field_selector: None,
-                });
-            }
-        } else {
-            jobs.push(ListJob {
-                api: (*t).clone(),
-                namespace: None,
-                label_selector: scope.selector.clone(),
-                field_selector: None,
-            });
-        }
-    }
-    // The Namespace objects of a namespace scope (unless all cluster-scoped types are listed).
-    let lists_namespaces = types.iter().any(|t| t.resource.group.is_empty() && t.resource.plural == "namespaces");
-    if !whole_cluster && !lists_namespaces {
-        if let Some(nt) = namespace_type(&discovery.types) {
-            for ns in &namespaces {
-                jobs.push(ListJob {
-                    api: nt.clone(),
-                    namespace: None,
-                    label_selector: None,
-                    field_selector: Some(format!("metadata.name={ns}")),
-                });
-            }
-        }
-    }
+    let jobs = plan_lists(&types, &discovery.types, &namespaces, scope.selector.as_deref());
     let type_count = types.len();
 
     let variant = if opts.redact_secrets { "cluster redact-secrets" } else { "cluster" };
@@ -269,17 +285,7 @@ pub fn snapshot_live(
     let mut outcomes: Vec<Option<TypeOutcome>> = vec![None; jobs.len()];
     let mut restarts = 0u64;
     let mut held: Vec<(usize, Value)> = Vec::new();
-    let keep = |v: &Value| -> bool {
-        if exclude_ns.is_empty() {
-            return true;
-        }
-        let ns = v.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-        let is_ns_object = v.get("kind").and_then(Value::as_str) == Some("Namespace")
-            && v.get("apiVersion").and_then(Value::as_str) == Some("v1");
-        let own =
-            if is_ns_object { v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default() } else { ns };
-        !exclude_ns.contains(own)
-    };
+    let keep = |v: &Value| -> bool { !in_excluded_namespace(&exclude_ns, v) };
     let mut invalid = Vec::new();
     {
         let mut rx = cluster.list(jobs.clone(), &opts.list);

@@ -9,10 +9,14 @@
 //!
 //! A live object whose desired state hashes to the stored blob ids is unchanged and nothing of
 //! it is read from the repository; only changed objects are read and compared field by field.
-//! The cluster is listed only for the types the snapshot holds, in the namespaces it covers.
+//! The cluster is listed as the snapshot's scope listed it: the types it took (for a snapshot
+//! of a cluster, also those it had no object of, so that a first NetworkPolicy shows as added;
+//! for a dump folder, the types it holds), in its namespaces, with its selector, leaving out its
+//! excluded namespaces. Against a snapshot taken with `--redact-secrets`, the cluster's Secrets
+//! are compared without their values too.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -23,9 +27,8 @@ use super::Progress;
 use crate::format::resource::{identity_of, is_controller_owned, ResourceRef};
 use crate::format::tree::ResourceEntry;
 use crate::format::SnapshotId;
-use crate::k8s::cluster::{
-    Cluster, ConnectOptions, KubeError, ListEvent, ListJob, ListOptions, RetryPolicy, TypeOutcome,
-};
+use crate::k8s::cluster::{Cluster, ConnectOptions, KubeError, ListEvent, ListOptions, RetryPolicy, TypeOutcome};
+use crate::k8s::discovery::ApiType;
 use crate::k8s::restore::{comparable, never_restored};
 use crate::repo::Repository;
 use crate::{Error, Result};
@@ -172,6 +175,14 @@ pub fn diff_live(
     let cmp = Comparer { repo, opts, cluster: &cluster, plurals: RefCell::new(HashMap::new()) };
 
     let scope = manifest.source_info.get("scope");
+    // A snapshot without Secret values is compared with the cluster's Secrets without theirs.
+    let redacted = manifest.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
+    let seen_as_stored = |mut v: Value| {
+        if redacted {
+            crate::k8s::scope::redact_secret(&mut v);
+        }
+        v
+    };
     let scope_kind = scope.and_then(|s| s.get("kind")).and_then(Value::as_str).unwrap_or("cluster");
     if !opts.resources.is_empty() || scope_kind == "application" {
         // Each stored object against its own live object; an application's snapshot holds no
@@ -189,7 +200,7 @@ pub fn diff_live(
                     .map_err(kube)?,
                 None => None,
             };
-            match live {
+            match live.map(seen_as_stored) {
                 Some(l) => {
                     if let Some(fields) = cmp.compare(&r, &entry, &l)? {
                         modified.push((r, 0, fields));
@@ -223,29 +234,34 @@ pub fn diff_live(
         (None, "namespaces") => strings("namespaces"),
         _ => Vec::new(),
     };
-    let excluded_ns = strings("exclude_namespaces");
+    let excluded_ns: HashSet<String> = strings("exclude_namespaces").into_iter().collect();
     let selector = scope.and_then(|s| s.get("selector")).and_then(Value::as_str).map(str::to_string);
-    let mut jobs = Vec::new();
-    for (group, kind) in &kinds {
-        let Some(t) = api_type(group, kind) else { continue };
-        if t.resource.namespaced && !namespaces.is_empty() {
-            for ns in &namespaces {
-                jobs.push(ListJob {
-                    api: t.clone(),
-                    namespace: Some(ns.clone()),
-                    label_selector: selector.clone(),
-                    field_selector: None,
-                });
-            }
-        } else if t.resource.namespaced || opts.filter.namespace.is_none() {
-            jobs.push(ListJob {
-                api: t.clone(),
-                namespace: None,
-                label_selector: selector.clone(),
-                field_selector: None,
-            });
+    // The types to list: for a snapshot of a cluster, every type its scope took (so that the
+    // first object of a type the snapshot had none of shows as added); for a dump folder, the
+    // types it holds.
+    let from_scope = match (manifest.source.kind.as_str(), scope) {
+        ("cluster", Some(sc)) => {
+            let stored_scope = super::live::Scope {
+                include_resources: strings("include_resources"),
+                exclude_resources: strings("exclude_resources"),
+                ..Default::default()
+            };
+            let cluster_resources =
+                sc.get("include_cluster_resources").and_then(Value::as_bool).unwrap_or(scope_kind == "cluster");
+            // A type named in the scope that this cluster no longer serves: the stored types.
+            super::live::select_types(&discovery.types, &stored_scope, cluster_resources).ok().map(|(t, _)| t)
         }
-    }
+        _ => None,
+    };
+    let mut types: Vec<&ApiType> = match from_scope {
+        Some(t) => t,
+        None => kinds.iter().filter_map(|(g, k)| api_type(g, k)).collect(),
+    };
+    types.retain(|t| {
+        opts.filter.kind.as_ref().is_none_or(|k| k.group == t.resource.group && k.kind == t.resource.kind)
+            && (t.resource.namespaced || opts.filter.namespace.is_none())
+    });
+    let jobs = super::live::plan_lists(&types, &discovery.types, &namespaces, selector.as_deref());
 
     progress.start("objects", stored.len() as u64);
     let mut seen: HashMap<ResourceRef, usize> = HashMap::new();
@@ -256,8 +272,12 @@ pub fn diff_live(
         match event {
             ListEvent::Page { job, items } => {
                 for item in items {
+                    let item = seen_as_stored(item);
                     let Ok(r) = identity_of(&item) else { continue };
-                    if !opts.filter.matches(&r) || excluded_ns.contains(&r.namespace) || !cmp.live_counts(&item) {
+                    if !opts.filter.matches(&r)
+                        || super::live::in_excluded_namespace(&excluded_ns, &item)
+                        || !cmp.live_counts(&item)
+                    {
                         continue;
                     }
                     match stored.get(&r) {

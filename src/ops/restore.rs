@@ -35,7 +35,8 @@ pub struct RestoreOptions {
     pub server_fields: bool,
     /// The clean-up `restore --apply` does ([`crate::k8s::restore`]), for files meant for
     /// `kubectl apply`: owner references are dropped (there is no cluster to re-point them to),
-    /// and objects that restore never applies, or that a controller owns, are left out.
+    /// and objects that restore never applies, that a controller owns, or Secrets of a snapshot
+    /// taken with `--redact-secrets` (their values were not stored) are left out.
     pub clean: Option<CleanOptions>,
     pub output: Output,
 }
@@ -112,11 +113,14 @@ pub fn restore(
     out: &mut dyn std::io::Write,
 ) -> Result<Vec<Restored>> {
     let chosen = choose(repo, snapshot, &opts.resources, &opts.filter)?;
+    let redacted = opts.clean.is_some()
+        && repo.load_manifest(snapshot)?.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
     let mut done = Vec::with_capacity(chosen.len());
     for (r, e) in chosen {
         let mut value = super::read_resource(repo, &e, opts.server_fields)?;
         if let Some(c) = &opts.clean {
-            if e.owned || cleanup::never_restored(&value).is_some() {
+            let redacted_secret = redacted && r.group.is_empty() && r.kind == "Secret";
+            if e.owned || redacted_secret || cleanup::never_restored(&value).is_some() {
                 continue;
             }
             cleanup::clean(&mut value, c);

@@ -196,7 +196,7 @@ fn schedules_become_cron_jobs_and_runs_land_in_status_and_metrics() {
     let kc = env.path("kubeconfig");
     server.write_kubeconfig(&kc).unwrap();
     let dir = install(&env, &kc, &env.repo);
-    let op = Operator::start(&kc, "replica-a", &[]);
+    let op = Operator::start(&kc, "replica-a", &["--allowed-service-account", "snapper"]);
 
     apply(
         &kc,

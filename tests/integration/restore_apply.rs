@@ -555,3 +555,52 @@ fn real_cluster_restore() {
     kubectl(&kc, &["delete", "namespace", "shop", "--wait=false"]);
     kubectl(&kc, &["delete", "crd", "widgets.example.com", "--wait=false"]);
 }
+
+#[test]
+fn diff_live_follows_the_snapshot_scope_and_redaction() {
+    let (env, server, kc, _) = shop_snapshot();
+    let kcs = kc.to_str().unwrap();
+    let other = env.path("other.yaml");
+    std::fs::write(&other, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: elsewhere\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: elsewhere\ndata:\n  k: v\n").unwrap();
+    kubectl(&kc, &["apply", "-f", other.to_str().unwrap()]);
+    // A namespace scope: other namespaces are not "added".
+    let ns = env.json(&["snapshot", "--kubeconfig", kcs, "--cluster", "ns", "-n", "shop", "-q"]);
+    let ns_id = ns["id"].as_str().unwrap();
+    let (code, d) = run_json(&env, &["diff", ns_id, "--live", "--kubeconfig", kcs]);
+    assert_eq!((code, &d["added"], &d["removed"], &d["modified"]), (0, &json!([]), &json!([]), &json!([])), "{d}");
+    // The first object of a type the snapshot had none of shows as added.
+    let np = env.path("np.yaml");
+    std::fs::write(&np, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny\n  namespace: shop\nspec:\n  podSelector: {}\n").unwrap();
+    kubectl(&kc, &["apply", "-f", np.to_str().unwrap()]);
+    let (code, d) = run_json(&env, &["diff", ns_id, "--live", "--kubeconfig", kcs]);
+    assert_eq!(code, 11);
+    assert_eq!(idents(&d["added"]), vec!["networking.k8s.io/NetworkPolicy/shop/deny"]);
+    // A snapshot without Secret values: the Secret is not restored, and not a difference.
+    let red = env.json(&["snapshot", "--kubeconfig", kcs, "--cluster", "red", "-n", "shop", "--redact-secrets", "-q"]);
+    let red_id = red["id"].as_str().unwrap();
+    let (_, d) = run_json(&env, &["diff", red_id, "--live", "--kubeconfig", kcs]);
+    assert_eq!(d["modified"], json!([]), "{d}");
+    let (code, r) = run_json(
+        &env,
+        &[
+            "restore",
+            red_id,
+            "secret/web-db",
+            "-n",
+            "shop",
+            "--apply",
+            "--existing",
+            "update",
+            "--force-conflicts",
+            "--kubeconfig",
+            kcs,
+        ],
+    );
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(result_of(&r, SECRET)["action"], "skipped");
+    assert!(result_of(&r, SECRET)["reason"].as_str().unwrap().contains("--redact-secrets"));
+    assert_eq!(live_object(&server, "", "Secret", "shop", "web-db").unwrap()["data"]["password"], "aHVudGVyMg==");
+    let out = env.ok(&["restore", red_id, "-n", "shop", "--clean", "--stdout"]);
+    assert!(!out.contains("kind: Secret"), "{out}");
+    server.stop();
+}

@@ -230,10 +230,14 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 }
 
 /// Fields that kube-apiserver's validation refuses to change on update, by type: the first
-/// one that differs, with its new value. A subset: the selectors of workloads, a Job's
+/// one that differs, and the validation's message. A subset: the selectors of workloads, a Job's
 /// template, a Service's allocated cluster IP, a claim's storage class and access modes, and
 /// the contents of ConfigMaps and Secrets marked `immutable`.
 pub fn immutable_change(group: &str, kind: &str, old: &Value, new: &Value) -> Option<(String, String)> {
+    let invalid = |f: &str| {
+        let value = new.pointer(f).map(Value::to_string).unwrap_or_else(|| "null".into());
+        (f.trim_start_matches('/').replace('/', "."), format!("Invalid value: {value}: field is immutable"))
+    };
     let fields: &[&str] = match (group, kind) {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["/spec/selector"],
         ("apps", "StatefulSet") => &["/spec/selector", "/spec/serviceName", "/spec/volumeClaimTemplates"],
@@ -243,19 +247,25 @@ pub fn immutable_change(group: &str, kind: &str, old: &Value, new: &Value) -> Op
             let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default();
             let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default();
             if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
-                return Some(("spec.clusterIP".into(), format!("{new_ip:?}")));
+                return Some(invalid("/spec/clusterIP"));
             }
             &[]
         }
+        // As kube-apiserver says it: without the values (they may be secret).
         ("", "ConfigMap" | "Secret") if old.get("immutable") == Some(&Value::Bool(true)) => {
-            &["/data", "/binaryData", "/immutable", "/type"]
+            return ["/data", "/binaryData", "/immutable", "/type"]
+                .iter()
+                .find(|f| old.pointer(f) != new.pointer(f))
+                .map(|f| {
+                    (
+                        f.trim_start_matches('/').to_string(),
+                        "Forbidden: field is immutable when `immutable` is set".to_string(),
+                    )
+                });
         }
         _ => &[],
     };
-    fields.iter().find(|f| old.pointer(f) != new.pointer(f)).map(|f| {
-        let value = new.pointer(f).map(Value::to_string).unwrap_or_else(|| "null".into());
-        (f.trim_start_matches('/').replace('/', "."), value)
-    })
+    fields.iter().find(|f| old.pointer(f) != new.pointer(f)).map(|f| invalid(f))
 }
 
 /// Everything but `metadata` and `status`: what bumps `generation`.
@@ -694,14 +704,8 @@ impl Cluster {
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         if !status_only {
-            if let Some((field, value)) = immutable_change(&t.group, &t.kind, old, &new) {
-                return Err(ApiError::invalid(
-                    &t.group,
-                    &t.kind,
-                    &name,
-                    &field,
-                    &format!("Invalid value: {value}: field is immutable"),
-                ));
+            if let Some((field, why)) = immutable_change(&t.group, &t.kind, old, &new) {
+                return Err(ApiError::invalid(&t.group, &t.kind, &name, &field, &why));
             }
         }
         let time = util::now_rfc3339();
