@@ -74,11 +74,11 @@ enum Command {
     Snapshots(SnapshotsCommand),
     /// List the resources of a snapshot.
     Ls(LsArgs),
-    /// Show what changed between two snapshots.
+    /// Show what changed between two snapshots, or between a snapshot and the live cluster (--live).
     Diff(DiffArgs),
     /// Show every snapshot in which a resource appeared, changed or vanished.
     Log(LogArgs),
-    /// Write resources as they were in a snapshot.
+    /// Put resources back as they were in a snapshot: into the cluster (--apply), a folder or stdout.
     Restore(RestoreArgs),
     /// Verify the repository.
     Check(CheckArgs),
