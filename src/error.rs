@@ -46,6 +46,12 @@ pub enum Error {
     Vanished(String),
 }
 
+impl From<crate::k8s::cluster::KubeError> for Error {
+    fn from(e: crate::k8s::cluster::KubeError) -> Error {
+        Error::Kube(e.to_string())
+    }
+}
+
 impl Error {
     pub fn corrupt(what: impl Into<String>, id: impl Into<String>, detail: impl std::fmt::Display) -> Error {
         Error::Corrupt { what: what.into(), id: id.into(), detail: detail.to_string() }

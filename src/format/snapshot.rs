@@ -94,6 +94,11 @@ pub struct SnapshotManifest {
 }
 
 impl SnapshotManifest {
+    /// Whether the snapshot was taken with `--redact-secrets` (its Secrets hold no values).
+    pub fn secrets_redacted(&self) -> bool {
+        self.source_info.get("redact_secrets").and_then(serde_json::Value::as_bool).unwrap_or(false)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

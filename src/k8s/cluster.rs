@@ -57,6 +57,56 @@ pub struct ConnectOptions {
     pub context: Option<String>,
 }
 
+/// `/api/v1` or `/apis/GROUP/VERSION`: a group version's discovery document, and the prefix of
+/// its objects' paths.
+pub fn group_version_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    }
+}
+
+/// Which kinds the cluster serves at versions other than the preferred ones discovery gives:
+/// each group version's discovery document is asked for once.
+#[derive(Debug, Default)]
+pub struct ServedVersions {
+    docs: std::collections::HashMap<(String, String), Option<Value>>,
+}
+
+impl ServedVersions {
+    /// The resource (plural) serving `kind` at `group/version`; `None` when the cluster does
+    /// not serve that version (404) or the version lacks the kind.
+    pub fn resource(
+        &mut self,
+        cluster: &Cluster,
+        group: &str,
+        version: &str,
+        kind: &str,
+    ) -> Result<Option<String>, KubeError> {
+        let key = (group.to_string(), version.to_string());
+        if !self.docs.contains_key(&key) {
+            let doc = match cluster.get_json(&group_version_path(group, version)) {
+                Ok(d) => Some(d),
+                Err(KubeError::Api { code: 404, .. }) => None,
+                Err(e) => return Err(e),
+            };
+            self.docs.insert(key.clone(), doc);
+        }
+        Ok(self.docs[&key]
+            .as_ref()
+            .and_then(|d| d.get("resources"))
+            .and_then(Value::as_array)
+            .and_then(|rs| {
+                rs.iter().find(|r| {
+                    r.get("kind").and_then(Value::as_str) == Some(kind)
+                        && r.get("name").and_then(Value::as_str).is_some_and(|n| !n.contains('/'))
+                })
+            })
+            .and_then(|r| r.get("name").and_then(Value::as_str).map(str::to_string)))
+    }
+}
+
 /// How [`Cluster::apply`] applies.
 #[derive(Clone, Debug)]
 pub struct ApplyParams {

@@ -26,7 +26,7 @@ use super::select::Filter;
 use super::Progress;
 use crate::format::resource::{group_of, is_controller_owned, ResourceRef};
 use crate::format::SnapshotId;
-use crate::k8s::cluster::{ApplyParams, Cluster, ConnectOptions, KubeError, RetryPolicy};
+use crate::k8s::cluster::{ApplyParams, Cluster, ConnectOptions, KubeError, RetryPolicy, ServedVersions};
 use crate::k8s::discovery::{ApiType, Discovery};
 use crate::k8s::restore::{self as cleanup, CleanOptions};
 use crate::repo::Repository;
@@ -134,10 +134,6 @@ pub struct ApplyReport {
     pub results: Vec<ApplyResult>,
 }
 
-fn kube(e: KubeError) -> Error {
-    Error::Kube(e.to_string())
-}
-
 /// Failures that stop the whole restore: the cluster is gone or refuses us.
 fn fatal(e: &KubeError) -> bool {
     matches!(e, KubeError::Unreachable { .. } | KubeError::Unauthorized { .. } | KubeError::Config(_))
@@ -205,8 +201,8 @@ struct Restorer<'a> {
     cluster: Cluster,
     discovery: Discovery,
     opts: &'a ApplyOptions,
-    /// Whether the cluster serves (group, version, kind), by what discovery of that version said.
-    served: HashMap<(String, String), Option<Value>>,
+    /// What the cluster serves at versions other than the preferred ones.
+    served: ServedVersions,
     /// uids of objects in the cluster (restored, found, or dry-run answers).
     uids: HashMap<Key, String>,
     /// Namespaces and custom types this restore creates first (for dry runs).
@@ -221,21 +217,7 @@ impl Restorer<'_> {
 
     /// Whether the cluster serves `kind` at `group/version`.
     fn serves(&mut self, group: &str, version: &str, kind: &str) -> Result<bool, KubeError> {
-        let key = (group.to_string(), version.to_string());
-        if !self.served.contains_key(&key) {
-            let path = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-            let doc = match self.cluster.get_json(&path) {
-                Ok(d) => Some(d),
-                Err(KubeError::Api { code: 404, .. }) => None,
-                Err(e) => return Err(e),
-            };
-            self.served.insert(key.clone(), doc);
-        }
-        Ok(self.served[&key]
-            .as_ref()
-            .and_then(|d| d.get("resources"))
-            .and_then(Value::as_array)
-            .is_some_and(|rs| rs.iter().any(|r| r.get("kind").and_then(Value::as_str) == Some(kind))))
+        Ok(self.served.resource(&self.cluster, group, version, kind)?.is_some())
     }
 
     fn object_path(t: &ApiType, version: &str, namespace: &str, name: &str) -> String {
@@ -279,7 +261,7 @@ impl Restorer<'_> {
                     kept.push(r);
                 }
                 Ok(None) => notes.push(format!("owner {kind}/{name} is not in the cluster: its reference was dropped")),
-                Err(e) if fatal(&e) => return Err(kube(e)),
+                Err(e) if fatal(&e) => return Err(e.into()),
                 Err(e) => notes.push(format!("owner {kind}/{name} could not be read ({e}): its reference was dropped")),
             }
         }
@@ -346,7 +328,7 @@ impl Restorer<'_> {
         let served = match self.serves(&group, &stored_version, &kind) {
             _ if stored_version == t.resource.version => true,
             Ok(s) => s,
-            Err(e) if fatal(&e) => return Err(kube(e)),
+            Err(e) if fatal(&e) => return Err(e.into()),
             Err(e) => return fail(result, format!("cannot tell whether this cluster serves {stored_av}: {e}")),
         };
         if !served {
@@ -362,7 +344,7 @@ impl Restorer<'_> {
         let path = Self::object_path(&t, &version, &namespace, &name);
         let live = match self.cluster.get_object(&path) {
             Ok(v) => v,
-            Err(e) if fatal(&e) => return Err(kube(e)),
+            Err(e) if fatal(&e) => return Err(e.into()),
             Err(e) => return fail(result, e.to_string()),
         };
         if let Some(l) = &live {
@@ -393,7 +375,7 @@ impl Restorer<'_> {
                         );
                     }
                 }
-                Err(e) if fatal(&e) => return Err(kube(e)),
+                Err(e) if fatal(&e) => return Err(e.into()),
                 Err(e) => {
                     return fail(
                         result,
@@ -408,7 +390,7 @@ impl Restorer<'_> {
         }
         let got = match self.cluster.apply(&path, &item.object, &self.params(dry_run)) {
             Ok(v) => v,
-            Err(e) if fatal(&e) => return Err(kube(e)),
+            Err(e) if fatal(&e) => return Err(e.into()),
             Err(e) => return fail(result, explain(&e)),
         };
         if let Some(uid) = got.pointer("/metadata/uid").and_then(Value::as_str) {
@@ -440,10 +422,8 @@ impl Restorer<'_> {
         loop {
             let mut still = Vec::new();
             for n in waiting {
-                let crd = self
-                    .cluster
-                    .get_object(&format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"))
-                    .map_err(kube)?;
+                let crd =
+                    self.cluster.get_object(&format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{n}"))?;
                 let established =
                     crd.as_ref().and_then(|c| c.pointer("/status/conditions")).and_then(Value::as_array).is_some_and(
                         |cs| {
@@ -553,10 +533,10 @@ pub fn restore_apply(
     opts: &ApplyOptions,
     progress: &dyn Progress,
 ) -> Result<ApplyReport> {
-    let mut chosen = super::restore::choose(repo, snapshot, &opts.resources, &opts.filter)?;
+    let m = repo.load_manifest(snapshot)?;
+    let mut chosen = super::restore::choose(repo, &m, &opts.resources, &opts.filter)?;
     // A namespace's objects need their Namespace: `-n NS` brings it along, as a snapshot's does.
     if let (true, Some(ns)) = (opts.resources.is_empty(), &opts.filter.namespace) {
-        let m = repo.load_manifest(snapshot)?;
         let kind = super::select::KindRef { group: String::new(), kind: "Namespace".into() };
         match super::select::find_resource(repo, &m.roots, &kind, ns, None) {
             Ok(found) => chosen.insert(0, found),
@@ -564,15 +544,14 @@ pub fn restore_apply(
             Err(e) => return Err(e),
         }
     }
-    let mut cluster = Cluster::connect(&opts.connect).map_err(kube)?;
+    let mut cluster = Cluster::connect(&opts.connect)?;
     if let Some(r) = &opts.retry {
         cluster.retry = r.clone();
     }
-    cluster.get_json("/version").map_err(kube)?;
-    let discovery = cluster.discover().map_err(kube)?;
+    cluster.get_json("/version")?;
+    let discovery = cluster.discover()?;
 
-    let redacted =
-        repo.load_manifest(snapshot)?.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
+    let redacted = m.secrets_redacted();
     let mut results = Vec::new();
     let mut items = Vec::new();
     for (r, e) in chosen {
@@ -626,7 +605,7 @@ pub fn restore_apply(
         cluster,
         discovery,
         opts,
-        served: HashMap::new(),
+        served: ServedVersions::default(),
         uids: HashMap::new(),
         pending_namespaces: HashSet::new(),
         pending_types: HashSet::new(),
@@ -645,7 +624,7 @@ pub fn restore_apply(
                         opts.establish_timeout.as_secs()
                     ));
                 }
-                restorer.discovery = restorer.cluster.discover().map_err(kube)?;
+                restorer.discovery = restorer.cluster.discover()?;
             }
         }
         let res = restorer.restore_one(item)?;

@@ -66,8 +66,7 @@ pub fn copy(
         let mut writer = SnapshotWriter::new();
         if m.source.kind == "cluster" {
             // Source tags are keyed: the destination computes its own from uid and version.
-            let redacted = m.source_info.get("redact_secrets").and_then(|v| v.as_bool()) == Some(true);
-            writer = writer.with_source_tags(if redacted { "cluster redact-secrets" } else { "cluster" });
+            writer = writer.with_source_tags(if m.secrets_redacted() { "cluster redact-secrets" } else { "cluster" });
         }
         progress.start(&format!("copying {}", s.id.short()), m.objects);
         let mut failure = None;

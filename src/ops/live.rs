@@ -26,9 +26,7 @@ use serde_json::{json, Value};
 use super::snapshot::{SnapshotMeta, SnapshotReport, SnapshotWriter};
 use super::Progress;
 use crate::format::snapshot::{SkippedType, Source};
-use crate::k8s::cluster::{
-    Cluster, ConnectOptions, KubeError, ListEvent, ListJob, ListOptions, RetryPolicy, TypeOutcome,
-};
+use crate::k8s::cluster::{Cluster, ConnectOptions, ListEvent, ListJob, ListOptions, RetryPolicy, TypeOutcome};
 use crate::k8s::discovery::ApiType;
 use crate::k8s::names::{TypeSource, TypeTable};
 use crate::k8s::scope;
@@ -102,10 +100,6 @@ pub fn default_exclusion(t: &ApiType) -> Option<&'static str> {
         ("", "componentstatuses") => Some("component statuses are computed on demand, not stored"),
         _ => None,
     }
-}
-
-fn kube(e: KubeError) -> Error {
-    Error::Kube(e.to_string())
 }
 
 /// Splits repeated and comma-separated values.
@@ -231,7 +225,7 @@ pub fn snapshot_live(
     }
     // Whole seconds, as the format specifies.
     let time = chrono::SubsecRound::trunc_subsecs(timeutil::now(), 0);
-    let mut cluster = Cluster::connect(&opts.connect).map_err(kube)?;
+    let mut cluster = Cluster::connect(&opts.connect)?;
     if let Some(r) = &opts.retry {
         cluster.retry = r.clone();
     }
@@ -240,11 +234,10 @@ pub fn snapshot_live(
         if cluster_name.is_empty() { super::snapshot::DEFAULT_CLUSTER.to_string() } else { cluster_name };
 
     // The version first: the cheapest request that says whether the server is there at all.
-    let version = cluster.get_json("/version").map_err(kube)?;
-    let discovery = cluster.discover().map_err(kube)?;
+    let version = cluster.get_json("/version")?;
+    let discovery = cluster.discover()?;
     let cluster_uid = cluster
-        .get_json_opt("/api/v1/namespaces/kube-system")
-        .map_err(kube)?
+        .get_json_opt("/api/v1/namespaces/kube-system")?
         .and_then(|ns| ns.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string));
 
     let namespaces: Vec<String> = match (&scope.app, names(&scope.namespaces)) {

@@ -24,10 +24,13 @@ use super::diff::{DiffReport, ResourceChanges};
 use super::fielddiff::{self, FieldChange};
 use super::select::{self, Filter};
 use super::Progress;
-use crate::format::resource::{identity_of, is_controller_owned, ResourceRef};
+use crate::format::resource::{identity_of, is_controller_owned, split, ResourceRef};
 use crate::format::tree::ResourceEntry;
 use crate::format::SnapshotId;
-use crate::k8s::cluster::{Cluster, ConnectOptions, KubeError, ListEvent, ListOptions, RetryPolicy, TypeOutcome};
+use crate::k8s::cluster::{
+    group_version_path, query_escape, Cluster, ConnectOptions, ListEvent, ListOptions, RetryPolicy, ServedVersions,
+    TypeOutcome,
+};
 use crate::k8s::discovery::ApiType;
 use crate::k8s::restore::{comparable, never_restored};
 use crate::repo::Repository;
@@ -48,16 +51,12 @@ pub struct LiveDiffOptions {
     pub retry: Option<RetryPolicy>,
 }
 
-fn kube(e: KubeError) -> Error {
-    Error::Kube(e.to_string())
-}
-
 struct Comparer<'a> {
     repo: &'a Repository,
     opts: &'a LiveDiffOptions,
     cluster: &'a Cluster,
-    /// (group, version, kind) -> the resource's plural where the cluster serves that version.
-    plurals: RefCell<HashMap<(String, String, String), Option<String>>>,
+    /// What the cluster serves at versions other than the preferred ones.
+    served: RefCell<ServedVersions>,
 }
 
 /// A modified resource, the list it came from, and its field changes (with `patch`).
@@ -65,15 +64,16 @@ type Modified = (ResourceRef, usize, Vec<FieldChange>);
 
 impl Comparer<'_> {
     /// Compares one stored resource with its live object: `None` when they are the same.
-    fn compare(&self, r: &ResourceRef, entry: &ResourceEntry, live: &Value) -> Result<Option<Vec<FieldChange>>> {
-        if super::snapshot::desired_blob_ids(self.repo, live).as_slice() == entry.desired.blobs.as_slice() {
+    fn compare(&self, r: &ResourceRef, entry: &ResourceEntry, live: Value) -> Result<Option<Vec<FieldChange>>> {
+        let live = split(live).desired;
+        if super::snapshot::desired_blob_ids(self.repo, &live).as_slice() == entry.desired.blobs.as_slice() {
             return Ok(None);
         }
         let stored = super::read_resource(self.repo, entry, false)?;
         let stored_av = stored.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let live = match live.get("apiVersion").and_then(Value::as_str) {
             Some(av) if av != stored_av => self.at_version(r, stored_av, live)?,
-            _ => live.clone(),
+            _ => live,
         };
         let (stored, live) = (comparable(&stored), comparable(&live));
         if stored == live {
@@ -92,38 +92,17 @@ impl Comparer<'_> {
     /// The live object at the stored object's API version: read again at that version where the
     /// cluster serves it (the server converts), else as it is, relabelled (what restore does
     /// when it converts; a field that does not convert still shows as a difference).
-    fn at_version(&self, r: &ResourceRef, stored_av: &str, live: &Value) -> Result<Value> {
-        let (group, version) = match stored_av.rsplit_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), stored_av.to_string()),
-        };
-        let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-        let key = (group, version, r.kind.clone());
-        if !self.plurals.borrow().contains_key(&key) {
-            let doc = self.cluster.get_json_opt(&base).map_err(kube)?;
-            let plural = doc
-                .as_ref()
-                .and_then(|d| d.get("resources"))
-                .and_then(Value::as_array)
-                .and_then(|rs| {
-                    rs.iter().find(|x| {
-                        x.get("kind").and_then(Value::as_str) == Some(r.kind.as_str())
-                            && x.get("name").and_then(Value::as_str).is_some_and(|n| !n.contains('/'))
-                    })
-                })
-                .and_then(|x| x.get("name").and_then(Value::as_str).map(str::to_string));
-            self.plurals.borrow_mut().insert(key.clone(), plural);
-        }
-        if let Some(plural) = self.plurals.borrow()[&key].as_deref() {
+    fn at_version(&self, r: &ResourceRef, stored_av: &str, mut live: Value) -> Result<Value> {
+        let (group, version) = stored_av.rsplit_once('/').unwrap_or(("", stored_av));
+        if let Some(plural) = self.served.borrow_mut().resource(self.cluster, group, version, &r.kind)? {
             let ns = if r.namespace.is_empty() { String::new() } else { format!("/namespaces/{}", r.namespace) };
-            let path = format!("{base}{ns}/{plural}/{}", crate::k8s::cluster::query_escape(&r.name));
-            if let Some(v) = self.cluster.get_object(&path).map_err(kube)? {
-                return Ok(v);
+            let path = format!("{}{ns}/{plural}/{}", group_version_path(group, version), query_escape(&r.name));
+            if let Some(v) = self.cluster.get_object(&path)? {
+                return Ok(split(v).desired);
             }
         }
-        let mut v = live.clone();
-        v["apiVersion"] = Value::String(stored_av.to_string());
-        Ok(v)
+        live["apiVersion"] = Value::String(stored_av.to_string());
+        Ok(live)
     }
 
     /// Whether a stored resource takes part (restore would apply it).
@@ -164,19 +143,19 @@ pub fn diff_live(
     progress: &dyn Progress,
 ) -> Result<DiffReport> {
     let manifest = repo.load_manifest(snapshot)?;
-    let mut cluster = Cluster::connect(&opts.connect).map_err(kube)?;
+    let mut cluster = Cluster::connect(&opts.connect)?;
     if let Some(r) = &opts.retry {
         cluster.retry = r.clone();
     }
-    let discovery = cluster.discover().map_err(kube)?;
+    let discovery = cluster.discover()?;
     let api_type = |group: &str, kind: &str| {
         discovery.types.iter().find(|t| t.resource.group == group && t.resource.kind == kind && t.listable())
     };
-    let cmp = Comparer { repo, opts, cluster: &cluster, plurals: RefCell::new(HashMap::new()) };
+    let cmp = Comparer { repo, opts, cluster: &cluster, served: RefCell::new(ServedVersions::default()) };
 
     let scope = manifest.source_info.get("scope");
     // A snapshot without Secret values is compared with the cluster's Secrets without theirs.
-    let redacted = manifest.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
+    let redacted = manifest.secrets_redacted();
     let seen_as_stored = |mut v: Value| {
         if redacted {
             crate::k8s::scope::redact_secret(&mut v);
@@ -187,7 +166,7 @@ pub fn diff_live(
     if !opts.resources.is_empty() || scope_kind == "application" {
         // Each stored object against its own live object; an application's snapshot holds no
         // list of "everything", so nothing can be called added.
-        let chosen = super::restore::choose(repo, snapshot, &opts.resources, &opts.filter)?;
+        let chosen = super::restore::choose(repo, &manifest, &opts.resources, &opts.filter)?;
         progress.start("resources", chosen.len() as u64);
         let (mut removed, mut modified) = (Vec::new(), Vec::new());
         for (r, entry) in chosen {
@@ -196,13 +175,12 @@ pub fn diff_live(
             }
             let live = match api_type(&r.group, &r.kind) {
                 Some(t) => cluster
-                    .get_object(&t.object_path((!r.namespace.is_empty()).then_some(r.namespace.as_str()), &r.name))
-                    .map_err(kube)?,
+                    .get_object(&t.object_path((!r.namespace.is_empty()).then_some(r.namespace.as_str()), &r.name))?,
                 None => None,
             };
             match live.map(seen_as_stored) {
                 Some(l) => {
-                    if let Some(fields) = cmp.compare(&r, &entry, &l)? {
+                    if let Some(fields) = cmp.compare(&r, &entry, l)? {
                         modified.push((r, 0, fields));
                     }
                 }
@@ -282,7 +260,7 @@ pub fn diff_live(
                     }
                     match stored.get(&r) {
                         Some(entry) => {
-                            if let Some(fields) = cmp.compare(&r, entry, &item)? {
+                            if let Some(fields) = cmp.compare(&r, entry, item)? {
                                 modified.push((r.clone(), job, fields));
                             }
                             seen.insert(r, job);
@@ -310,7 +288,7 @@ pub fn diff_live(
             }
             ListEvent::Fatal(e) => {
                 progress.finish();
-                return Err(kube(e));
+                return Err(e.into());
             }
         }
     }

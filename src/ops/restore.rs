@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::select::{self, Filter};
 use crate::format::resource::ResourceRef;
+use crate::format::snapshot::SnapshotManifest;
 use crate::format::tree::ResourceEntry;
 use crate::format::SnapshotId;
 use crate::k8s::restore::{self as cleanup, CleanOptions};
@@ -83,14 +84,13 @@ pub fn dump_path(r: &ResourceRef) -> PathBuf {
     }
 }
 
-/// The resources chosen by names and filters.
+/// The resources of a snapshot chosen by names and filters.
 pub fn choose(
     repo: &Repository,
-    snapshot: &SnapshotId,
+    m: &SnapshotManifest,
     resources: &[String],
     filter: &Filter,
 ) -> Result<Vec<(ResourceRef, ResourceEntry)>> {
-    let m = repo.load_manifest(snapshot)?;
     let mut out = Vec::new();
     if resources.is_empty() {
         select::walk_filtered(repo, &m.roots, filter, &mut |r, e| {
@@ -99,7 +99,7 @@ pub fn choose(
         })?;
     } else {
         for spec in resources {
-            let (kind, name) = select::resolve_resource(repo, &m, spec)?;
+            let (kind, name) = select::resolve_resource(repo, m, spec)?;
             out.push(select::find_resource(repo, &m.roots, &kind, &name, filter.namespace.as_deref())?);
         }
     }
@@ -112,9 +112,9 @@ pub fn restore(
     opts: &RestoreOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<Vec<Restored>> {
-    let chosen = choose(repo, snapshot, &opts.resources, &opts.filter)?;
-    let redacted = opts.clean.is_some()
-        && repo.load_manifest(snapshot)?.source_info.get("redact_secrets").and_then(Value::as_bool).unwrap_or(false);
+    let m = repo.load_manifest(snapshot)?;
+    let chosen = choose(repo, &m, &opts.resources, &opts.filter)?;
+    let redacted = opts.clean.is_some() && m.secrets_redacted();
     let mut done = Vec::with_capacity(chosen.len());
     for (r, e) in chosen {
         let mut value = super::read_resource(repo, &e, opts.server_fields)?;

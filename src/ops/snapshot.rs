@@ -189,12 +189,12 @@ fn crd_type(value: &serde_json::Value) -> Option<TypeInfo> {
     Some(TypeTable::type_from_crd(value)?.into_type_info("crd"))
 }
 
-/// The blob ids an object's desired state would be stored as, without storing anything: equal
-/// ids mean equal desired state (what `diff --live` uses to skip unchanged objects unread).
-pub fn desired_blob_ids(repo: &Repository, value: &serde_json::Value) -> Vec<BlobId> {
-    let parts = split(value.clone());
+/// The blob ids a desired state (the first part of [`split`]) would be stored as, without
+/// storing anything: equal ids mean equal desired state (what `diff --live` uses to skip
+/// unchanged objects unread).
+pub fn desired_blob_ids(repo: &Repository, desired: &serde_json::Value) -> Vec<BlobId> {
     let chunking = repo.config().chunking.clone();
-    prepare_part(repo.key(), &chunking, canonical_json(&parts.desired), BlobType::Desired)
+    prepare_part(repo.key(), &chunking, canonical_json(desired), BlobType::Desired)
         .blobs
         .into_iter()
         .map(|(id, _, _)| id)

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use kubesnap_testserver::{Options, TestServer};
 use serde_json::Value;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -97,6 +98,18 @@ impl Env {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubesnap {args:?}: not JSON ({e}):\n{text}"))
     }
 
+    /// Runs a command with `--json` that may fail; its exit code and JSON output.
+    pub fn json_code(&self, args: &[&str]) -> (i32, Value) {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "kubesnap {args:?} panicked:\n{stderr}");
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("kubesnap {args:?}: not JSON ({e}):\n{stderr}"));
+        (out.status.code().unwrap_or(-1), v)
+    }
+
     /// Snapshots a folder at a time; returns the snapshot id.
     pub fn snapshot(&self, dir: &Path, time: &str, extra: &[&str]) -> String {
         let d = dir.to_str().expect("utf-8 path");
@@ -105,6 +118,28 @@ impl Env {
         let v = self.json(&args);
         v["id"].as_str().expect("id").to_owned()
     }
+}
+
+/// A test API server with the default namespaces (and `fixtures` loaded), and a kubeconfig
+/// for it in the environment's folder, named after `name`.
+pub fn test_server(env: &Env, fixtures: Option<&Path>, name: &str) -> (TestServer, PathBuf) {
+    let server = TestServer::start(Options {
+        fixtures: fixtures.map(Path::to_path_buf),
+        default_namespaces: true,
+        compaction_interval: None,
+        ..Options::default()
+    })
+    .expect("start the test API server");
+    let kc = env.path(&format!("{name}.kubeconfig"));
+    server.write_kubeconfig(&kc).expect("kubeconfig");
+    (server, kc)
+}
+
+/// Runs the real `kubectl` against a kubeconfig; must succeed; its stdout.
+pub fn kubectl(kc: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).args(args).output().expect("run kubectl");
+    assert!(out.status.success(), "kubectl {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Writes a file, creating folders.

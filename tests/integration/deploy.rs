@@ -2,21 +2,12 @@
 //! file is accepted by a server-side dry run (`kubectl apply --dry-run=server`) against the
 //! test API server, the examples included.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use kubesnap_testserver::{Options, TestServer};
-
-use super::common::Env;
+use super::common::{kubectl, test_server, Env};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn kubectl(kc: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).args(args).output().expect("run kubectl");
-    assert!(out.status.success(), "kubectl {args:?}:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -56,11 +47,7 @@ fn dropped(orig: &serde_json::Value, back: &serde_json::Value, path: &str, out: 
 #[test]
 fn every_deploy_manifest_passes_a_server_dry_run() {
     let env = Env::new();
-    let server =
-        TestServer::start(Options { default_namespaces: true, compaction_interval: None, ..Options::default() })
-            .expect("start the test API server");
-    let kc = env.path("kubeconfig");
-    server.write_kubeconfig(&kc).unwrap();
+    let (server, kc) = test_server(&env, None, "cluster");
     let deploy = root().join("deploy");
     let p = |rel: &str| deploy.join(rel).display().to_string();
     // What the dry runs need to exist for real: the CRDs and the namespaces.

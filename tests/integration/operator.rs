@@ -9,10 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use kubesnap_testserver::{Options, TestServer};
+use kubesnap_testserver::TestServer;
 use serde_json::{json, Value};
 
-use super::common::{Env, PASSWORD};
+use super::common::{kubectl, test_server, Env, PASSWORD};
 
 /// A running `kubesnap operator run`, stopped on drop.
 struct Operator {
@@ -60,12 +60,6 @@ impl Drop for Operator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn kubectl(kc: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).args(args).output().expect("run kubectl");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn apply(kc: &Path, dir: &Path, name: &str, yaml: &str) {
@@ -190,11 +184,7 @@ fn run_job(env: &Env, server: &TestServer, kc: &Path, job_name: &str) -> (i32, V
 #[test]
 fn schedules_become_cron_jobs_and_runs_land_in_status_and_metrics() {
     let env = Env::new();
-    let server =
-        TestServer::start(Options { default_namespaces: true, compaction_interval: None, ..Options::default() })
-            .expect("start the test API server");
-    let kc = env.path("kubeconfig");
-    server.write_kubeconfig(&kc).unwrap();
+    let (server, kc) = test_server(&env, None, "cluster");
     let dir = install(&env, &kc, &env.repo);
     let op = Operator::start(&kc, "replica-a", &["--allowed-service-account", "snapper"]);
 
@@ -374,11 +364,7 @@ fn schedules_become_cron_jobs_and_runs_land_in_status_and_metrics() {
 #[test]
 fn two_replicas_elect_one_leader_and_hand_over() {
     let env = Env::new();
-    let server =
-        TestServer::start(Options { default_namespaces: true, compaction_interval: None, ..Options::default() })
-            .expect("start the test API server");
-    let kc = env.path("kubeconfig");
-    server.write_kubeconfig(&kc).unwrap();
+    let (server, kc) = test_server(&env, None, "cluster");
     install(&env, &kc, &env.repo);
     let a = Operator::start(&kc, "replica-a", &["--lease-duration", "2"]);
     eventually("a leads", || a.metrics().contains("\nkubesnap_operator_leader 1\n").then_some(()));

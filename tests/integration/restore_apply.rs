@@ -5,41 +5,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use kubesnap_testserver::{Fault, FaultAction, Options, TestServer};
+use kubesnap_testserver::{Fault, FaultAction, TestServer};
 use serde_json::{json, Value};
 
-use super::common::{corpus, gen_history, ident, idents, write, Env};
-
-fn serve(env: &Env, fixtures: Option<&Path>, name: &str) -> (TestServer, PathBuf) {
-    let server = TestServer::start(Options {
-        fixtures: fixtures.map(Path::to_path_buf),
-        default_namespaces: true,
-        compaction_interval: None,
-        ..Options::default()
-    })
-    .expect("start the test API server");
-    let kc = env.path(&format!("{name}.kubeconfig"));
-    server.write_kubeconfig(&kc).expect("kubeconfig");
-    (server, kc)
-}
-
-/// Runs a command with `--json`; its exit code and JSON output.
-fn run_json(env: &Env, args: &[&str]) -> (i32, Value) {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = env.run(&a);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "kubesnap {args:?} panicked:\n{stderr}");
-    let v =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("kubesnap {args:?}: not JSON ({e}):\n{stderr}"));
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn kubectl(kc: &Path, args: &[&str]) {
-    let out =
-        std::process::Command::new("kubectl").arg("--kubeconfig").arg(kc).args(args).output().expect("run kubectl");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use super::common::{corpus, gen_history, ident, idents, kubectl, test_server, write, Env};
 
 /// The object as the server has it now.
 fn live_object(server: &TestServer, group: &str, kind: &str, ns: &str, name: &str) -> Option<Value> {
@@ -124,10 +93,10 @@ fn a_gen_history_day_restores_into_an_empty_cluster() {
     let snap =
         env.snapshot(&hist.join(day["dir"].as_str().unwrap()), day["time"].as_str().unwrap(), &["--cluster", "src"]);
 
-    let (server, kc) = serve(&env, None, "target");
+    let (server, kc) = test_server(&env, None, "target");
     let kcs = kc.to_str().unwrap();
     // The dry run first: it reports and changes nothing.
-    let (code, dry) = run_json(&env, &["restore", &snap, "--apply", "--dry-run", "--kubeconfig", kcs]);
+    let (code, dry) = env.json_code(&["restore", &snap, "--apply", "--dry-run", "--kubeconfig", kcs]);
     assert_eq!(dry["dryRun"], true);
     let writes: Vec<_> = server
         .requests()
@@ -139,7 +108,7 @@ fn a_gen_history_day_restores_into_an_empty_cluster() {
     let namespaces = server.store().list_objects("", "namespaces").len();
     assert_eq!(namespaces, 3, "the dry run created namespaces");
 
-    let (code2, report) = run_json(&env, &["restore", &snap, "--apply", "--kubeconfig", kcs]);
+    let (code2, report) = env.json_code(&["restore", &snap, "--apply", "--kubeconfig", kcs]);
     assert_eq!(code, code2, "the dry run and the restore disagree on failures");
     let created = by_action(&report, "created");
     let failed = by_action(&report, "failed");
@@ -189,7 +158,7 @@ fn a_gen_history_day_restores_into_an_empty_cluster() {
         assert!(!idents(&diff["removed"]).contains(id));
     }
     // And diff --live agrees: nothing differs but what was not restored.
-    let (code, live) = run_json(&env, &["diff", &snap, "--live", "--kubeconfig", kcs]);
+    let (code, live) = env.json_code(&["diff", &snap, "--live", "--kubeconfig", kcs]);
     assert_eq!(live["modified"], json!([]), "{live}");
     assert_eq!(idents(&live["removed"]).into_iter().collect::<BTreeSet<_>>(), failed);
     for a in idents(&live["added"]) {
@@ -232,7 +201,7 @@ fn shop_snapshot() -> (Env, TestServer, PathBuf, String) {
     let env = Env::new();
     let src = env.path("src");
     shop(&src);
-    let (server, kc) = serve(&env, Some(&src), "source");
+    let (server, kc) = test_server(&env, Some(&src), "source");
     let r = env.json(&["snapshot", "--kubeconfig", kc.to_str().unwrap(), "--cluster", "shop", "-q"]);
     (env, server, kc, r["id"].as_str().unwrap().to_string())
 }
@@ -241,10 +210,10 @@ fn shop_snapshot() -> (Env, TestServer, PathBuf, String) {
 fn a_cluster_restores_in_order_with_its_custom_resources_and_owners() {
     let (env, source, _, snap) = shop_snapshot();
     source.stop();
-    let (server, kc) = serve(&env, None, "target");
+    let (server, kc) = test_server(&env, None, "target");
     let kcs = kc.to_str().unwrap();
 
-    let (code, dry) = run_json(&env, &["restore", &snap, "--apply", "--dry-run", "--kubeconfig", kcs]);
+    let (code, dry) = env.json_code(&["restore", &snap, "--apply", "--dry-run", "--kubeconfig", kcs]);
     assert_eq!(code, 0, "{dry}");
     assert!(live_object(&server, "", "Namespace", "", "shop").is_none(), "the dry run created the namespace");
     assert!(
@@ -257,7 +226,7 @@ fn a_cluster_restores_in_order_with_its_custom_resources_and_owners() {
         .contains("CustomResourceDefinition is created by this restore first"));
     assert_eq!(result_of(&dry, RS)["action"], "skipped");
 
-    let (code, report) = run_json(&env, &["restore", &snap, "--apply", "--kubeconfig", kcs]);
+    let (code, report) = env.json_code(&["restore", &snap, "--apply", "--kubeconfig", kcs]);
     assert_eq!(code, 0, "{report}");
     // Definitions, then namespaces, then configuration, then workloads and custom resources.
     let order: Vec<String> =
@@ -279,17 +248,24 @@ fn a_cluster_restores_in_order_with_its_custom_resources_and_owners() {
     assert_eq!(deploy["metadata"]["managedFields"][0]["operation"], "Apply");
 
     // Nothing differs now; a second restore changes nothing.
-    let (code, live) = run_json(&env, &["diff", &snap, "--live", "--kubeconfig", kcs]);
+    let (code, live) = env.json_code(&["diff", &snap, "--live", "--kubeconfig", kcs]);
     assert_eq!((code, &live["added"], &live["removed"], &live["modified"]), (0, &json!([]), &json!([]), &json!([])));
-    let (_, again) = run_json(&env, &["restore", &snap, "--apply", "--existing", "update", "--kubeconfig", kcs]);
+    let (_, again) = env.json_code(&["restore", &snap, "--apply", "--existing", "update", "--kubeconfig", kcs]);
     assert_eq!(again["counts"]["created"], 0);
     assert_eq!(again["counts"]["updated"], 0, "{again}");
 
     // An owned object restored on request points at its restored owner.
-    let (code, owned) = run_json(
-        &env,
-        &["restore", &snap, "rs/web-5d8f", "-n", "shop", "--apply", "--include-owned", "--kubeconfig", kcs],
-    );
+    let (code, owned) = env.json_code(&[
+        "restore",
+        &snap,
+        "rs/web-5d8f",
+        "-n",
+        "shop",
+        "--apply",
+        "--include-owned",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 0, "{owned}");
     let rs = live_object(&server, "apps", "ReplicaSet", "shop", "web-5d8f").unwrap();
     assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], deploy["metadata"]["uid"]);
@@ -304,7 +280,7 @@ fn one_resource_is_put_back_and_diff_live_shows_exactly_the_change() {
     kubectl(&kc, &["-n", "shop", "patch", "cm", "web-config", "-p", r#"{"data":{"mode":"slow"}}"#]);
     kubectl(&kc, &["-n", "shop", "patch", "secret", "web-db", "-p", r#"{"data":{"password":"c2VjcmV0Mg=="}}"#]);
 
-    let (code, d) = run_json(&env, &["diff", &snap, "--live", "-p", "--kubeconfig", kcs]);
+    let (code, d) = env.json_code(&["diff", &snap, "--live", "-p", "--kubeconfig", kcs]);
     assert_eq!(code, 11);
     assert_eq!(idents(&d["modified"]), vec![CM, SECRET, DEPLOY]);
     let changes = d["changes"].as_array().unwrap();
@@ -318,50 +294,44 @@ fn one_resource_is_put_back_and_diff_live_shows_exactly_the_change() {
         "secret values shown: {d}"
     );
     // Named resources only.
-    let (_, one) = run_json(&env, &["diff", &snap, "--live", "deploy/web", "-n", "shop", "--kubeconfig", kcs]);
+    let (_, one) = env.json_code(&["diff", &snap, "--live", "deploy/web", "-n", "shop", "--kubeconfig", kcs]);
     assert_eq!(idents(&one["modified"]), vec![DEPLOY.to_string()]);
 
     // The dry run shows the change; the Secret's values stay hidden unless asked.
-    let (code, dry) = run_json(
-        &env,
-        &[
-            "restore",
-            &snap,
-            "deploy/web",
-            "secret/web-db",
-            "-n",
-            "shop",
-            "--apply",
-            "--dry-run",
-            "--existing",
-            "update",
-            "--force-conflicts",
-            "--kubeconfig",
-            kcs,
-        ],
-    );
+    let (code, dry) = env.json_code(&[
+        "restore",
+        &snap,
+        "deploy/web",
+        "secret/web-db",
+        "-n",
+        "shop",
+        "--apply",
+        "--dry-run",
+        "--existing",
+        "update",
+        "--force-conflicts",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 0, "{dry}");
     assert_eq!(result_of(&dry, DEPLOY)["action"], "updated");
     assert_eq!(result_of(&dry, DEPLOY)["changes"][0]["path"], "spec.template.spec.containers[0].image");
     assert!(!dry.to_string().contains("c2VjcmV0Mg==") && !dry.to_string().contains("aHVudGVyMg=="), "{dry}");
-    let (_, shown) = run_json(
-        &env,
-        &[
-            "restore",
-            &snap,
-            "secret/web-db",
-            "-n",
-            "shop",
-            "--apply",
-            "--dry-run",
-            "--existing",
-            "update",
-            "--force-conflicts",
-            "--show-secrets",
-            "--kubeconfig",
-            kcs,
-        ],
-    );
+    let (_, shown) = env.json_code(&[
+        "restore",
+        &snap,
+        "secret/web-db",
+        "-n",
+        "shop",
+        "--apply",
+        "--dry-run",
+        "--existing",
+        "update",
+        "--force-conflicts",
+        "--show-secrets",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert!(shown.to_string().contains("aHVudGVyMg=="), "{shown}");
     assert_eq!(
         live_object(&server, "apps", "Deployment", "shop", "web").unwrap()["spec"]["template"]["spec"]["containers"][0]
@@ -370,39 +340,44 @@ fn one_resource_is_put_back_and_diff_live_shows_exactly_the_change() {
     );
 
     // The default leaves existing objects alone; over another manager's field it is a conflict.
-    let (code, skip) = run_json(&env, &["restore", &snap, "deploy/web", "-n", "shop", "--apply", "--kubeconfig", kcs]);
+    let (code, skip) = env.json_code(&["restore", &snap, "deploy/web", "-n", "shop", "--apply", "--kubeconfig", kcs]);
     assert_eq!((code, &result_of(&skip, DEPLOY)["action"]), (0, &json!("skipped")));
-    let (code, conflict) = run_json(
-        &env,
-        &["restore", &snap, "deploy/web", "-n", "shop", "--apply", "--existing", "update", "--kubeconfig", kcs],
-    );
+    let (code, conflict) = env.json_code(&[
+        "restore",
+        &snap,
+        "deploy/web",
+        "-n",
+        "shop",
+        "--apply",
+        "--existing",
+        "update",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 10);
     let reason = result_of(&conflict, DEPLOY)["reason"].as_str().unwrap().to_string();
     assert!(
         reason.contains("409") && reason.contains("kubectl-set") && reason.contains("--force-conflicts"),
         "{reason}"
     );
-    let (code, fixed) = run_json(
-        &env,
-        &[
-            "restore",
-            &snap,
-            "deploy/web",
-            "-n",
-            "shop",
-            "--apply",
-            "--existing",
-            "update",
-            "--force-conflicts",
-            "--kubeconfig",
-            kcs,
-        ],
-    );
+    let (code, fixed) = env.json_code(&[
+        "restore",
+        &snap,
+        "deploy/web",
+        "-n",
+        "shop",
+        "--apply",
+        "--existing",
+        "update",
+        "--force-conflicts",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!((code, &result_of(&fixed, DEPLOY)["action"]), (0, &json!("updated")), "{fixed}");
     assert_eq!(fixed["results"].as_array().unwrap().len(), 1);
 
     // Exactly that Deployment is back; the other changes remain.
-    let (_, d) = run_json(&env, &["diff", &snap, "--live", "--kubeconfig", kcs]);
+    let (_, d) = env.json_code(&["diff", &snap, "--live", "--kubeconfig", kcs]);
     assert_eq!(idents(&d["modified"]), vec![CM, SECRET]);
     server.stop();
 }
@@ -411,10 +386,17 @@ fn one_resource_is_put_back_and_diff_live_shows_exactly_the_change() {
 fn a_namespace_map_moves_objects_and_their_bindings() {
     let (env, server, kc, snap) = shop_snapshot();
     let kcs = kc.to_str().unwrap();
-    let (code, r) = run_json(
-        &env,
-        &["restore", &snap, "-n", "shop", "--namespace-map", "shop=shop-copy", "--apply", "--kubeconfig", kcs],
-    );
+    let (code, r) = env.json_code(&[
+        "restore",
+        &snap,
+        "-n",
+        "shop",
+        "--namespace-map",
+        "shop=shop-copy",
+        "--apply",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(result_of(&r, CM)["targetNamespace"], "shop-copy");
     assert!(live_object(&server, "", "Namespace", "", "shop-copy").is_some());
@@ -441,28 +423,25 @@ fn a_namespace_map_moves_objects_and_their_bindings() {
 fn failures_are_reported_and_the_rest_is_restored() {
     let (env, source, _, snap) = shop_snapshot();
     source.stop();
-    let (server, kc) = serve(&env, None, "target");
+    let (server, kc) = test_server(&env, None, "target");
     let kcs = kc.to_str().unwrap();
     // A Deployment whose selector differs (immutable), and ConfigMaps that always fail.
     let old = env.path("old-web.yaml");
     std::fs::write(&old, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  selector:\n    matchLabels:\n      app: web-old\n  template:\n    metadata:\n      labels:\n        app: web-old\n    spec:\n      containers:\n      - name: web\n        image: nginx:1\n").unwrap();
     kubectl(&kc, &["create", "-f", old.to_str().unwrap()]);
     server.faults().add(Fault::new(FaultAction::InternalError).on("", "configmaps").verb("patch"));
-    let (code, r) = run_json(
-        &env,
-        &[
-            "restore",
-            &snap,
-            "--apply",
-            "--existing",
-            "update",
-            "--force-conflicts",
-            "--retries",
-            "2",
-            "--kubeconfig",
-            kcs,
-        ],
-    );
+    let (code, r) = env.json_code(&[
+        "restore",
+        &snap,
+        "--apply",
+        "--existing",
+        "update",
+        "--force-conflicts",
+        "--retries",
+        "2",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 10, "{r}");
     let failed = by_action(&r, "failed");
     assert_eq!(failed, [CM.to_string(), DEPLOY.to_string()].into_iter().collect());
@@ -504,8 +483,8 @@ fn an_api_version_the_cluster_no_longer_serves_is_converted_or_named() {
         "apiVersion: gadgets.example.org/v1\nkind: Gadget\nmetadata:\n  name: g\n  namespace: shop\nspec: {}\n",
     );
     let snap = env.snapshot(&src, "2026-01-01T00:00:00Z", &[]);
-    let (server, kc) = serve(&env, None, "target");
-    let (code, r) = run_json(&env, &["restore", &snap, "--apply", "--kubeconfig", kc.to_str().unwrap()]);
+    let (server, kc) = test_server(&env, None, "target");
+    let (code, r) = env.json_code(&["restore", &snap, "--apply", "--kubeconfig", kc.to_str().unwrap()]);
     assert_eq!(code, 10, "{r}");
     let hpa = result_of(&r, "autoscaling/HorizontalPodAutoscaler/shop/web");
     assert_eq!((&hpa["action"], &hpa["apiVersion"]), (&json!("created"), &json!("autoscaling/v2")), "{hpa}");
@@ -545,12 +524,12 @@ fn real_cluster_restore() {
     let r = env.json(&["snapshot", "-n", "shop", "--cluster", "real", "-q"]);
     let snap = r["id"].as_str().unwrap();
     kubectl(&kc, &["delete", "namespace", "shop", "--wait=true"]);
-    let (code, dry) = run_json(&env, &["restore", snap, "-n", "shop", "--apply", "--dry-run"]);
+    let (code, dry) = env.json_code(&["restore", snap, "-n", "shop", "--apply", "--dry-run"]);
     assert_eq!(code, 0, "{dry}");
-    let (code, report) = run_json(&env, &["restore", snap, "-n", "shop", "--apply"]);
+    let (code, report) = env.json_code(&["restore", snap, "-n", "shop", "--apply"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(by_action(&dry, "created"), by_action(&report, "created"));
-    let (code, diff) = run_json(&env, &["diff", snap, "--live", "-p"]);
+    let (code, diff) = env.json_code(&["diff", snap, "--live", "-p"]);
     assert_eq!(code, 0, "{diff}");
     kubectl(&kc, &["delete", "namespace", "shop", "--wait=false"]);
     kubectl(&kc, &["delete", "crd", "widgets.example.com", "--wait=false"]);
@@ -566,36 +545,33 @@ fn diff_live_follows_the_snapshot_scope_and_redaction() {
     // A namespace scope: other namespaces are not "added".
     let ns = env.json(&["snapshot", "--kubeconfig", kcs, "--cluster", "ns", "-n", "shop", "-q"]);
     let ns_id = ns["id"].as_str().unwrap();
-    let (code, d) = run_json(&env, &["diff", ns_id, "--live", "--kubeconfig", kcs]);
+    let (code, d) = env.json_code(&["diff", ns_id, "--live", "--kubeconfig", kcs]);
     assert_eq!((code, &d["added"], &d["removed"], &d["modified"]), (0, &json!([]), &json!([]), &json!([])), "{d}");
     // The first object of a type the snapshot had none of shows as added.
     let np = env.path("np.yaml");
     std::fs::write(&np, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny\n  namespace: shop\nspec:\n  podSelector: {}\n").unwrap();
     kubectl(&kc, &["apply", "-f", np.to_str().unwrap()]);
-    let (code, d) = run_json(&env, &["diff", ns_id, "--live", "--kubeconfig", kcs]);
+    let (code, d) = env.json_code(&["diff", ns_id, "--live", "--kubeconfig", kcs]);
     assert_eq!(code, 11);
     assert_eq!(idents(&d["added"]), vec!["networking.k8s.io/NetworkPolicy/shop/deny"]);
     // A snapshot without Secret values: the Secret is not restored, and not a difference.
     let red = env.json(&["snapshot", "--kubeconfig", kcs, "--cluster", "red", "-n", "shop", "--redact-secrets", "-q"]);
     let red_id = red["id"].as_str().unwrap();
-    let (_, d) = run_json(&env, &["diff", red_id, "--live", "--kubeconfig", kcs]);
+    let (_, d) = env.json_code(&["diff", red_id, "--live", "--kubeconfig", kcs]);
     assert_eq!(d["modified"], json!([]), "{d}");
-    let (code, r) = run_json(
-        &env,
-        &[
-            "restore",
-            red_id,
-            "secret/web-db",
-            "-n",
-            "shop",
-            "--apply",
-            "--existing",
-            "update",
-            "--force-conflicts",
-            "--kubeconfig",
-            kcs,
-        ],
-    );
+    let (code, r) = env.json_code(&[
+        "restore",
+        red_id,
+        "secret/web-db",
+        "-n",
+        "shop",
+        "--apply",
+        "--existing",
+        "update",
+        "--force-conflicts",
+        "--kubeconfig",
+        kcs,
+    ]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(result_of(&r, SECRET)["action"], "skipped");
     assert!(result_of(&r, SECRET)["reason"].as_str().unwrap().contains("--redact-secrets"));
